@@ -1,0 +1,45 @@
+# paddle-canary: `make demo` runs a compressed release; `make test` runs the tests.
+# Both create .venv and install what is missing (OS packages included) on Debian.
+
+PY      := .venv/bin/python
+PIP     := .venv/bin/pip
+STAMP   := .venv/.installed
+APT_PKGS := nginx prometheus wrk
+EXTRAS  := serve,train,analysis,k8s,dev
+
+.PHONY: demo test test-fast os-deps venv bench lock clean up down
+
+os-deps:
+	@missing=""; \
+	command -v nginx >/dev/null || missing="$$missing nginx"; \
+	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing OS packages:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "error: need root to apt-get install$$missing"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PKGS) >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || python3.11 -m venv .venv || python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+test: os-deps venv
+	$(PY) -m pytest -q
+
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow"
+
+demo: os-deps venv
+	$(PY) scripts/demo.py
+
+bench: os-deps venv
+	$(PY) bench/serving.py
+
+clean:
+	rm -rf var build .pytest_cache

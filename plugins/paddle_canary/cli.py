@@ -1,0 +1,50 @@
+"""The ``paddle-canary`` command line.
+
+Each package contributes its own sub-commands through a ``commands`` module with
+``add_commands(subparsers)``; handlers are set with ``set_defaults(func=...)`` and return an
+exit status. A :class:`UserError` is printed as ``error: ...`` with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from paddle_canary.errors import UserError
+
+COMMAND_MODULES = (
+    "paddle_canary.registry.commands",
+    "paddle_canary.serving.commands",
+    "paddle_canary.traffic.commands",
+    "paddle_canary.analysis.commands",
+    "paddle_canary.release_commands",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="paddle-canary", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # that package has no commands yet
+                continue
+            raise
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
