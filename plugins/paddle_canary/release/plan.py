@@ -1,0 +1,175 @@
+"""Resolve a release request into a :class:`ReleasePlan`, refusing bad requests before any change.
+
+A request is what a person gives the ``model_release`` DAG (UI form, CLI or REST conf):
+``{"model": ..., "version": ..., optional overrides}``. Everything is checked here, so a bad
+request stops at the first task with a message that names the problem, and no weight moves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import Any
+
+from paddle_canary.errors import UserError
+
+# The DAG has this many step slots (task groups); a plan may use fewer.
+MAX_STEPS = 12
+DEFAULT_STEPS = (5, 15, 25, 35, 45, 55, 65, 75, 85, 95, 100)
+DEFAULT_PLAN = {
+    "steps": list(DEFAULT_STEPS),
+    "step_interval_s": 3600,
+    "approvals_before": [50, 100],
+    "teardown_delay_s": 86400,
+    "poll_interval_s": 10,
+    "max_extensions": 2,
+    "runtime": "local",
+}
+RUNTIMES = ("local",)
+REQUEST_KEYS = {"model", "version", "gates", *DEFAULT_PLAN}
+
+
+class PlanError(UserError):
+    """A release request that cannot be carried out; nothing was changed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleasePlan:
+    model: str
+    candidate: str
+    baseline: str
+    steps: tuple[int, ...]
+    step_interval_s: float
+    approvals_before: tuple[int, ...]
+    teardown_delay_s: float
+    poll_interval_s: float
+    max_extensions: int
+    runtime: str
+    gates: dict[str, Any]
+
+    def step_at(self, slot: int) -> int | None:
+        """The weight of step slot ``slot`` (0-based), or None when the plan has no such step."""
+        return self.steps[slot] if 0 <= slot < len(self.steps) else None
+
+    def needs_approval_before(self, weight: int) -> bool:
+        """True when a person approves before the traffic moves to ``weight``.
+
+        ``approvals_before: [50, 100]`` means: before the first step at or above 50 % and before
+        the first step at or above 100 %.
+        """
+        for threshold in self.approvals_before:
+            first = next((s for s in self.steps if s >= threshold), None)
+            if first == weight:
+                return True
+        return False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["steps"] = list(self.steps)
+        d["approvals_before"] = list(self.approvals_before)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ReleasePlan":
+        d = dict(d)
+        d["steps"] = tuple(d["steps"])
+        d["approvals_before"] = tuple(d["approvals_before"])
+        return cls(**d)
+
+
+def _int_list(name: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise PlanError(f"{name} must be a non-empty list of integers, got {value!r}")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise PlanError(f"{name} must hold integers, got {v!r}")
+        if not 1 <= int(v) <= 100:
+            raise PlanError(f"{name} values must be between 1 and 100, got {v}")
+        out.append(int(v))
+    return tuple(out)
+
+
+def _number(name: str, value: Any, minimum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
+        raise PlanError(f"{name} must be a number, got {value!r}")
+    if value < minimum:
+        raise PlanError(f"{name} must be at least {minimum}, got {value}")
+    return float(value)
+
+
+def check_steps(steps: Any) -> tuple[int, ...]:
+    steps = _int_list("steps", steps)
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise PlanError(f"steps must be strictly increasing, got {list(steps)}")
+    if steps[-1] != 100:
+        raise PlanError(f"steps must end at 100 (full promotion), got {list(steps)}")
+    if len(steps) > MAX_STEPS:
+        raise PlanError(f"at most {MAX_STEPS} steps, got {len(steps)}")
+    return steps
+
+
+def resolve_plan(registry, request: dict[str, Any], check_gates=None) -> ReleasePlan:
+    """Check ``request`` against the registry and the model's defaults; return the plan.
+
+    ``check_gates(defaults: dict, overrides: dict) -> dict`` validates and merges gate
+    thresholds (the analysis package's); it raises a UserError on an unknown gate or a
+    nonsense threshold.
+    """
+    if not isinstance(request, dict):
+        raise PlanError(f"a release request is a JSON object, got {type(request).__name__}")
+    unknown = sorted(set(request) - REQUEST_KEYS)
+    if unknown:
+        raise PlanError(f"unknown request field(s) {unknown}; allowed: {sorted(REQUEST_KEYS)}")
+    model, version = request.get("model"), request.get("version")
+    if not model or not isinstance(model, str):
+        raise PlanError("model is required (a registered model name)")
+    if not version or not isinstance(version, str):
+        raise PlanError("version is required (a registered version of the model)")
+    versions = registry.versions(model)  # raises for an unknown or malformed model name
+    if version not in versions:
+        raise PlanError(f"unknown version {version!r} of model {model!r}; registered: {versions}")
+    pointers = registry.pointers(model)
+    if pointers.stable is None:
+        raise PlanError(f"model {model!r} has no stable version to compare with; "
+                        "promote one first (paddle-canary registry promote)")
+    if version == pointers.stable:
+        raise PlanError(f"{model} {version} is already the stable version")
+    status = registry.status(model, version)
+    if status == "rejected":
+        raise PlanError(f"{model} {version} was rejected by an earlier release; "
+                        "register a new version instead")
+
+    defaults = registry.model_defaults(model)
+    merged = {**DEFAULT_PLAN, **(defaults.get("plan") or {})}
+    merged.update({k: v for k, v in request.items() if k in DEFAULT_PLAN and v is not None})
+
+    steps = check_steps(merged["steps"])
+    approvals = _int_list("approvals_before", merged["approvals_before"]) \
+        if merged["approvals_before"] else ()
+    runtime = merged["runtime"]
+    if runtime not in RUNTIMES:
+        raise PlanError(f"runtime {runtime!r} is not available here; choose one of {list(RUNTIMES)}")
+    max_ext = merged["max_extensions"]
+    if isinstance(max_ext, bool) or not isinstance(max_ext, numbers.Integral) or max_ext < 0:
+        raise PlanError(f"max_extensions must be a non-negative integer, got {max_ext!r}")
+
+    gate_defaults = defaults.get("gates") or {}
+    overrides = request.get("gates") or {}
+    if not isinstance(overrides, dict):
+        raise PlanError(f"gates must be an object of gate -> thresholds, got {overrides!r}")
+    gates = check_gates(gate_defaults, overrides) if check_gates else {**gate_defaults, **overrides}
+
+    return ReleasePlan(
+        model=model,
+        candidate=version,
+        baseline=pointers.stable,
+        steps=steps,
+        step_interval_s=_number("step_interval_s", merged["step_interval_s"], 1),
+        approvals_before=approvals,
+        teardown_delay_s=_number("teardown_delay_s", merged["teardown_delay_s"], 0),
+        poll_interval_s=_number("poll_interval_s", merged["poll_interval_s"], 0.5),
+        max_extensions=int(max_ext),
+        runtime=runtime,
+        gates=gates,
+    )
