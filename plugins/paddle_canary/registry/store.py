@@ -221,13 +221,16 @@ class Registry:
     @contextmanager
     def _locked(self, model: str) -> Iterator[Path]:
         model_dir = self._model_dir(model)
-        lock = FileLock(str(model_dir / LOCK_FILE), timeout=LOCK_TIMEOUT_S)
+        lock = FileLock(str(model_dir / LOCK_FILE))
         try:
-            with lock:
-                yield model_dir
+            lock.acquire(timeout=LOCK_TIMEOUT_S, poll_interval=0.005)
         except LockTimeout:
             raise RegistryError(f"{model_dir / LOCK_FILE}: another writer held the lock for "
                                 f"{LOCK_TIMEOUT_S:.0f} s; try again") from None
+        try:
+            yield model_dir
+        finally:
+            lock.release()
 
     def _append(self, model_dir: Path, event: str, version: str | None, details: dict) -> dict:
         line = {"ts": _now(), "event": event, "model": model_dir.name, "version": version}
@@ -303,20 +306,27 @@ class Registry:
         """Make ``version`` the candidate. Refused when it is stable or another candidate is
         set (a release in progress); setting the same candidate again changes nothing."""
         self._version_dir(model, version)
+        self._refuse_candidate(model, version, self.pointers(model))  # before taking the lock
         with self._locked(model) as model_dir:
             current = self.pointers(model)
             if current.candidate == version:
                 return current
-            if current.stable == version:
-                raise RegistryError(f"'{version}' is already the stable version of '{model}'")
-            if current.candidate is not None:
-                raise RegistryError(f"model '{model}' already has candidate "
-                                    f"'{current.candidate}' (a release in progress?); "
-                                    "clear or reject it first")
+            self._refuse_candidate(model, version, current)
             new = Pointers(stable=current.stable, candidate=version)
             self._write_pointers(model_dir, new)
             self._append(model_dir, "candidate_set", version, {})
             return new
+
+    @staticmethod
+    def _refuse_candidate(model: str, version: str, current: Pointers) -> None:
+        if current.candidate == version:
+            return
+        if current.stable == version:
+            raise RegistryError(f"'{version}' is already the stable version of '{model}'")
+        if current.candidate is not None:
+            raise RegistryError(f"model '{model}' already has candidate "
+                                f"'{current.candidate}' (a release in progress?); "
+                                "clear or reject it first")
 
     def clear_candidate(self, model: str) -> Pointers:
         """Unset the candidate (no event when none was set)."""
@@ -352,11 +362,16 @@ class Registry:
         if not isinstance(reason, str) or not reason.strip():
             raise RegistryError("a rejection needs a reason")
         self._version_dir(model, version)
+        self._refuse_rejection(model, version, self.pointers(model))  # before taking the lock
         with self._locked(model) as model_dir:
             current = self.pointers(model)
-            if current.stable == version:
-                raise RegistryError(f"'{version}' is the stable version of '{model}'; promote "
-                                    "another version before rejecting it")
+            self._refuse_rejection(model, version, current)
             if current.candidate == version:
                 self._write_pointers(model_dir, Pointers(stable=current.stable, candidate=None))
             return self._append(model_dir, "rejected", version, {"reason": reason})
+
+    @staticmethod
+    def _refuse_rejection(model: str, version: str, current: Pointers) -> None:
+        if current.stable == version:
+            raise RegistryError(f"'{version}' is the stable version of '{model}'; promote "
+                                "another version before rejecting it")
