@@ -9,7 +9,9 @@ never pays for ``import paddle``.
 from __future__ import annotations
 
 import json
+import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,10 @@ from paddle_canary.registry.errors import RegistryError
 
 def create_cpu_predictor(program_path, params_path):
     """A Paddle Inference predictor on CPU with one math thread (raises what Paddle raises)."""
-    from paddle import inference
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # paddle warns about ccache on import
+        from paddle import inference
 
     config = inference.Config(str(program_path), str(params_path))
     config.disable_gpu()
