@@ -46,6 +46,7 @@ class ReleasePlan:
     max_extensions: int
     runtime: str
     gates: dict[str, Any]
+    run_id: str = ""
 
     def step_at(self, slot: int) -> int | None:
         """The weight of step slot ``slot`` (0-based), or None when the plan has no such step."""
@@ -109,7 +110,7 @@ def check_steps(steps: Any) -> tuple[int, ...]:
     return steps
 
 
-def resolve_plan(registry, request: dict[str, Any], check_gates=None) -> ReleasePlan:
+def resolve_plan(registry, request: dict[str, Any], check_gates=None, run_id: str = "") -> ReleasePlan:
     """Check ``request`` against the registry and the model's defaults; return the plan.
 
     ``check_gates(defaults: dict, overrides: dict) -> dict`` validates and merges gate
@@ -172,4 +173,5 @@ def resolve_plan(registry, request: dict[str, Any], check_gates=None) -> Release
         max_extensions=int(max_ext),
         runtime=runtime,
         gates=gates,
+        run_id=run_id,
     )

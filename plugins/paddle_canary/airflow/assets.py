@@ -1,0 +1,7 @@
+"""The Airflow asset a registration updates; its events schedule ``model_release``."""
+
+from airflow.sdk import Asset
+
+# One asset for the whole registry; each event's ``extra`` names {"model", "version"}.
+REGISTERED_VERSIONS = Asset(name="paddle_canary_registered_versions",
+                            uri="paddle-canary://registry/versions")

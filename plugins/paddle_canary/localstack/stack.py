@@ -1,0 +1,140 @@
+"""The whole one-machine stack: Prometheus, the stable version, the nginx gateway, Airflow and
+a load generator of synthetic users, each started as a process and stopped by PID.
+
+``LocalStack.up()`` is idempotent (a part already running is left as it is) and writes
+``$home/stack.json`` with the URLs, so ``make down`` (``LocalStack.attach(home).down()``) and the
+CLI find everything again.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from paddle_canary import process
+from paddle_canary.localstack.airflow_server import AirflowServer
+from paddle_canary.localstack.scrape_targets import ScrapeTargets
+from paddle_canary.registry import Registry
+from paddle_canary.release.stack import REPO, StackPaths
+
+
+@dataclass
+class StackPorts:
+    gateway: int = 8000
+    prometheus: int = 9090
+    airflow: int = 8080
+
+
+class LocalStack:
+    def __init__(self, home: Path | str, model: str = "risk-score",
+                 ports: StackPorts | None = None, load_rate: float = 60.0,
+                 source_registry: Path = REPO / "model_registry"):
+        self.home = Path(home).resolve()
+        self.model = model
+        self.ports = ports or StackPorts()
+        self.load_rate = load_rate
+        self.source_registry = Path(source_registry)
+        self.paths = StackPaths(home=self.home, registry_root=self.home / "registry",
+                                prometheus_url=f"http://127.0.0.1:{self.ports.prometheus}")
+        self.airflow = AirflowServer(home=self.home / "airflow", port=self.ports.airflow,
+                                     extra_env=self.paths.to_env())
+
+    # ---- parts -------------------------------------------------------------------------------
+
+    def env(self) -> dict[str, str]:
+        """What a client (CLI, demo, tests) sets to drive this stack."""
+        return {**self.paths.to_env(),
+                "PADDLE_CANARY_AIRFLOW_URL": self.airflow.url,
+                "PADDLE_CANARY_AIRFLOW_PASSWORD": self.airflow.password()}
+
+    def prometheus(self):
+        from paddle_canary.analysis.prometheus_server import PrometheusServer
+        return PrometheusServer(self.home / "prometheus", port=self.ports.prometheus,
+                                targets_dir=self.paths.targets_dir)
+
+    def runtime(self):
+        from paddle_canary.runtime.local import LocalRuntime
+        return LocalRuntime(self.paths.runtime_dir, registry_root=self.paths.registry_root)
+
+    def gateway(self, stable_url: str | None = None):
+        from paddle_canary.traffic.nginx import NginxRouter
+        if (self.paths.gateway_dir / "state.json").exists():
+            return NginxRouter.attach(self.paths.gateway_dir)
+        return NginxRouter(self.paths.gateway_dir, port=self.ports.gateway, stable_url=stable_url)
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.gateway}"
+
+    # ---- up / down ---------------------------------------------------------------------------
+
+    def prepare_registry(self) -> Registry:
+        """A working copy of the registry, so releases never edit the committed one."""
+        root = self.paths.registry_root
+        if not root.exists():
+            shutil.copytree(self.source_registry, root,
+                            ignore=shutil.ignore_patterns("release.lock", ".lock"))
+        return Registry(root)
+
+    def up(self, airflow: bool = True, load: bool = True) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        reg = self.prepare_registry()
+        stable = reg.pointers(self.model).stable
+        prom = self.prometheus()
+        prom.start()
+        endpoint = self.runtime().deploy(self.model, stable)
+        ScrapeTargets(self.paths.targets_dir).add(self.model, stable, endpoint.url)
+        gw = self.gateway(stable_url=endpoint.url)
+        if not gw.is_running():
+            gw.start(weight=0)
+        if airflow:
+            self.airflow.start()
+        if load:
+            self.start_load()
+        self._write_state()
+
+    def start_load(self, duration_s: float = 24 * 3600) -> None:
+        pidfile = self.home / "loadgen.pid"
+        pid = process.read_pidfile(pidfile)
+        if pid and process.pid_alive(pid):
+            return
+        stable = Registry(self.paths.registry_root).pointers(self.model).stable
+        proc = process.spawn(
+            [sys.executable, "-m", "paddle_canary.cli", "loadgen", "--url",
+             f"{self.gateway_url}/predict", "--rate", str(self.load_rate), "--duration",
+             str(duration_s), "--users", "5000", "--concurrency", "4", "--timeout", "5",
+             "--model", self.model, "--version", stable, "--registry",
+             str(self.paths.registry_root), "--json-out", str(self.home / "loadgen.json")],
+            self.home / "logs" / "loadgen.log")
+        pidfile.write_text(str(proc.pid))
+
+    def stop_load(self) -> None:
+        pid = process.read_pidfile(self.home / "loadgen.pid")
+        if pid:
+            process.stop_pid(pid, timeout=15)
+            (self.home / "loadgen.pid").unlink(missing_ok=True)
+
+    def down(self) -> None:
+        """Stop everything this stack started, by PID, in reverse order."""
+        self.stop_load()
+        self.airflow.stop()
+        rt = self.runtime()
+        for ep in rt.endpoints():
+            rt.remove(ep.model, ep.version)
+        if (self.paths.gateway_dir / "state.json").exists():
+            self.gateway().stop()
+        self.prometheus().stop()
+
+    def _write_state(self) -> None:
+        state = {"home": str(self.home), "model": self.model, "ports": asdict(self.ports),
+                 "gateway": self.gateway_url, "prometheus": self.paths.prometheus_url,
+                 "airflow": self.airflow.url}
+        (self.home / "stack.json").write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def attach(cls, home: Path | str) -> "LocalStack":
+        state = json.loads((Path(home) / "stack.json").read_text())
+        return cls(home, model=state["model"], ports=StackPorts(**state["ports"]))

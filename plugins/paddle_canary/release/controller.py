@@ -1,0 +1,250 @@
+"""What each task of a release does, in plain Python (no Airflow).
+
+Each function takes the plan as a dict (it travels through XCom), finds the local stack from the
+environment (:mod:`paddle_canary.release.stack`) and is idempotent, so a retried task or a
+restarted trigger never applies a step twice or loses one.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from paddle_canary.registry import Registry
+from paddle_canary.release import journal, lock
+from paddle_canary.release.plan import resolve_plan
+from paddle_canary.release.stack import StackPaths
+
+
+class ReleaseFailed(RuntimeError):
+    """A step of the release could not be carried out (the reason is in the message)."""
+
+
+# ---- where things are -------------------------------------------------------------------------
+
+def paths() -> StackPaths:
+    return StackPaths.from_env()
+
+
+def registry() -> Registry:
+    return Registry(paths().registry_root)
+
+
+def runtime():
+    from paddle_canary.runtime.local import LocalRuntime
+    p = paths()
+    return LocalRuntime(p.runtime_dir, registry_root=p.registry_root)
+
+
+def router():
+    from paddle_canary.traffic.nginx import NginxRouter
+    return NginxRouter.attach(paths().gateway_dir)
+
+
+def scrape_targets():
+    from paddle_canary.localstack.scrape_targets import ScrapeTargets
+    return ScrapeTargets(paths().targets_dir)
+
+
+# ---- the journal ------------------------------------------------------------------------------
+
+def _journal(plan: dict[str, Any]):
+    return journal.journal_path(paths().home, plan["model"], plan["run_id"])
+
+
+def record_event(plan: dict[str, Any], event: str, **details: Any) -> dict[str, Any]:
+    return journal.append(_journal(plan), event, **details)
+
+
+def record_failure(plan: dict[str, Any], task: str, reason: str) -> None:
+    record_event(plan, "failure", task=task, reason=reason)
+
+
+def record_verdict(plan: dict[str, Any], task: str, verdict: dict[str, Any]) -> None:
+    record_event(plan, "verdict", task=task, verdict=verdict)
+
+
+def events(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return journal.read(_journal(plan))
+
+
+def failure_reason(plan: dict[str, Any]) -> str:
+    failures = [e for e in events(plan) if e["event"] == "failure"]
+    return failures[0]["reason"] if failures else "a release task failed (see the Airflow log)"
+
+
+# ---- the steps --------------------------------------------------------------------------------
+
+def check_gates(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    from paddle_canary.analysis.gates import GateConfig
+    return GateConfig.from_dict(defaults, overrides).to_dict()
+
+
+def prepare(request: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Resolve the request and take the model's release lock; refuse before any change."""
+    p, reg = paths(), registry()
+    plan = resolve_plan(reg, request, check_gates=check_gates, run_id=run_id)
+    lock.acquire(p.registry_root, plan.model, run_id, plan.candidate)
+    reg.set_candidate(plan.model, plan.candidate)
+    plan_dict = plan.to_dict()
+    record_event(plan_dict, "plan", plan=plan_dict)
+    return plan_dict
+
+
+def build_image(plan: dict[str, Any]) -> dict[str, Any]:
+    raise ReleaseFailed(f"runtime {plan['runtime']!r} has no image builder in this deployment")
+
+
+def validate_candidate(plan: dict[str, Any]) -> dict[str, Any]:
+    """Offline checks before any traffic: loads, finite scores in range, close to stable."""
+    from paddle_canary.validation.offline import compare_with_baseline
+    reg = registry()
+    report = compare_with_baseline(reg.card(plan["model"], plan["candidate"]),
+                                   reg.card(plan["model"], plan["baseline"]))
+    record_event(plan, "validated", report=report)
+    if not report["passed"]:
+        raise ReleaseFailed("offline validation failed: " + "; ".join(report["problems"]))
+    reg.mark_validated(plan["model"], plan["candidate"], report)
+    return report
+
+
+def deploy_candidate(plan: dict[str, Any]) -> dict[str, Any]:
+    """Start both versions (idempotent), let Prometheus scrape them, route them at weight 0."""
+    rt, targets, gw = runtime(), scrape_targets(), router()
+    stable = rt.deploy(plan["model"], plan["baseline"])
+    candidate = rt.deploy(plan["model"], plan["candidate"])
+    for ep in (stable, candidate):
+        targets.add(ep.model, ep.version, ep.url)
+    live = gw.live_status()
+    if live.get("candidate") != candidate.url or live.get("stable") != stable.url:
+        if live["weight"] != 0 and live.get("candidate") not in (None, candidate.url):
+            raise ReleaseFailed(f"the gateway still sends {live['weight']} % to another candidate "
+                                f"({live.get('candidate')}); roll that back first")
+        gw.set_backends(stable.url, candidate.url)
+    out = {"stable_url": stable.url, "candidate_url": candidate.url}
+    record_event(plan, "deployed", **out)
+    return out
+
+
+def set_step_weight(plan: dict[str, Any], weight: int) -> dict[str, Any]:
+    gw = router()
+    gw.set_weight(weight)
+    if not gw.verify_weight(weight):
+        raise ReleaseFailed(f"the gateway does not serve {weight} % after setting it "
+                            f"(live: {gw.weight()} %)")
+    at = time.time()
+    record_event(plan, "weight", weight=weight)
+    return {"weight": weight, "at": at}
+
+
+def judge(plan: dict[str, Any], since: float) -> dict[str, Any]:
+    """One look: compare candidate with stable over [since, now] on every gate."""
+    from paddle_canary.analysis.judge import judge_release
+    verdict = judge_release(
+        prometheus_url=paths().prometheus_url, model=plan["model"], baseline=plan["baseline"],
+        candidate=plan["candidate"], start=since, end=time.time(), gates=plan["gates"])
+    record_event(plan, "look", verdict=verdict)
+    return verdict
+
+
+def verdict_reason(verdict: dict[str, Any]) -> str:
+    gates = verdict.get("gates") or []
+    failing = [g for g in gates if g.get("status") == "fail"]
+    chosen = failing or [g for g in gates if g.get("status") == "inconclusive"] or gates
+    return "; ".join(g.get("reason", g.get("gate", "?")) for g in chosen) or verdict.get("reason", "")
+
+
+def verdict_markdown(verdict: dict[str, Any]) -> str:
+    rows = ["| gate | status | reason |", "|---|---|---|"]
+    for g in verdict.get("gates") or []:
+        rows.append(f"| {g.get('gate')} | {g.get('status')} | {g.get('reason', '')} |")
+    return f"**Verdict: {verdict.get('status')}**\n\n" + "\n".join(rows)
+
+
+def approval_body(plan: dict[str, Any], weight: int) -> str:
+    looks = [e for e in events(plan) if e["event"] in ("look", "verdict")]
+    last = looks[-1]["verdict"] if looks else None
+    lines = [f"Candidate **{plan['candidate']}** of **{plan['model']}** against stable "
+             f"**{plan['baseline']}**. Approve to move the candidate to **{weight} %** of users; "
+             "Reject to roll back (weight 0, candidate marked rejected)."]
+    if last:
+        lines += ["", "Latest analysis:", "", verdict_markdown(last)]
+    return "\n".join(lines)
+
+
+def cut_traffic(plan: dict[str, Any], reason: str) -> None:
+    """Weight 0 now, if the gateway still routes to this candidate. Idempotent."""
+    gw = router()
+    if gw.state.candidate_url is None or gw.weight() == 0:
+        return
+    gw.set_weight(0)
+    record_event(plan, "cut", weight=0, reason=reason)
+
+
+def rollback(plan: dict[str, Any]) -> dict[str, Any]:
+    """Weight 0 first, then the candidate marked rejected with the reason, then stopped."""
+    reason = failure_reason(plan)
+    gw = router()
+    gw.set_weight(0)
+    if not gw.verify_weight(0):
+        raise ReleaseFailed("the gateway does not serve 0 % to the candidate after rollback")
+    record_event(plan, "cut", weight=0, reason=reason)
+    reg = registry()
+    reg.mark_rejected(plan["model"], plan["candidate"], reason)
+    rt = runtime()
+    stable = next((e for e in rt.endpoints()
+                   if e.model == plan["model"] and e.version == plan["baseline"]), None)
+    if stable is not None:
+        gw.set_backends(stable.url, None)
+    rt.remove(plan["model"], plan["candidate"])
+    scrape_targets().remove(plan["model"], plan["candidate"])
+    record_event(plan, "rolled_back", reason=reason)
+    return {"outcome": "rolled_back", "reason": reason}
+
+
+def promote(plan: dict[str, Any]) -> dict[str, Any]:
+    """At 100 %: the registry pointer moves; the gateway serves the new stable alone."""
+    gw = router()
+    if not gw.verify_weight(100):
+        raise ReleaseFailed(f"promotion needs 100 % on the candidate; the gateway serves {gw.weight()} %")
+    registry().promote(plan["model"], plan["candidate"], reason=f"release {plan['run_id']}")
+    candidate_url = gw.state.candidate_url
+    gw.set_backends(candidate_url, None)  # the candidate becomes the stable upstream...
+    gw.set_weight(0)                      # ...and takes every user
+    record_event(plan, "promoted", previous=plan["baseline"])
+    return {"outcome": "promoted", "stable": plan["candidate"], "previous": plan["baseline"]}
+
+
+def teardown(plan: dict[str, Any]) -> dict[str, Any]:
+    """Stop the old version, unless it became stable again meanwhile."""
+    if registry().pointers(plan["model"]).stable == plan["baseline"]:
+        record_event(plan, "teardown_skipped", reason="the old version is stable again")
+        return {"removed": None}
+    runtime().remove(plan["model"], plan["baseline"])
+    scrape_targets().remove(plan["model"], plan["baseline"])
+    record_event(plan, "torn_down", version=plan["baseline"])
+    return {"removed": plan["baseline"]}
+
+
+def outcome(plan: dict[str, Any]) -> str:
+    kinds = {e["event"] for e in events(plan)}
+    if "promoted" in kinds:
+        return "promoted"
+    if "rolled_back" in kinds:
+        return "rolled_back"
+    if "failure" in kinds:
+        return "failed"
+    return "unfinished"
+
+
+def finish(plan: dict[str, Any] | None, run_id: str) -> dict[str, Any]:
+    """Write the report and free the model for its next release (only if this run holds it)."""
+    if not plan:
+        return {"outcome": "refused", "report": None}
+    from paddle_canary.report.html import write_report
+    result = outcome(plan)
+    record_event(plan, "finished", outcome=result)
+    report_path = write_report(plan, events(plan), paths())
+    lock.release(paths().registry_root, plan["model"], run_id)
+    return {"outcome": result, "report": str(report_path)}
+

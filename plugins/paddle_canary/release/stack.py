@@ -1,0 +1,58 @@
+"""Where the parts of one machine's release stack live, read from the environment.
+
+The Airflow components, the CLI and the demo all find the same registry, runtime state,
+gateway and Prometheus through these variables, so a task started by the scheduler drives the
+nginx and serving processes that ``make up`` started.
+
+- ``PADDLE_CANARY_HOME``: state directory (default ``<repo>/var/stack``)
+- ``PADDLE_CANARY_REGISTRY``: model registry root (default ``<repo>/model_registry``)
+- ``PADDLE_CANARY_PROMETHEUS_URL``: Prometheus base URL (default ``http://127.0.0.1:9090``)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@dataclasses.dataclass(frozen=True)
+class StackPaths:
+    home: Path
+    registry_root: Path
+    prometheus_url: str
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.home / "runtime"
+
+    @property
+    def gateway_dir(self) -> Path:
+        return self.home / "gateway"
+
+    @property
+    def targets_dir(self) -> Path:
+        """Prometheus file service discovery: one JSON file per running version."""
+        return self.home / "prometheus" / "targets"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "StackPaths":
+        env = os.environ if env is None else env
+        return cls(
+            home=Path(env.get("PADDLE_CANARY_HOME") or REPO / "var" / "stack"),
+            registry_root=Path(env.get("PADDLE_CANARY_REGISTRY") or REPO / "model_registry"),
+            prometheus_url=env.get("PADDLE_CANARY_PROMETHEUS_URL") or "http://127.0.0.1:9090",
+        )
+
+    def to_env(self) -> dict[str, str]:
+        return {
+            "PADDLE_CANARY_HOME": str(self.home),
+            "PADDLE_CANARY_REGISTRY": str(self.registry_root),
+            "PADDLE_CANARY_PROMETHEUS_URL": self.prometheus_url,
+        }

@@ -1,0 +1,178 @@
+"""CLI for people running releases: release, status, approve, rollback, unlock.
+
+``release`` and ``approve`` go through the Airflow REST API; ``rollback`` acts on the gateway
+directly (weight 0 in seconds, even if Airflow is down) and then rejects the run's pending
+approvals so the DAG runs its own rollback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from paddle_canary.errors import UserError
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}")
+
+
+def _gate_override(text: str) -> tuple[str, str, float]:
+    try:
+        key, value = text.split("=", 1)
+        gate, field = key.split(".", 1)
+        return gate, field, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected GATE.KEY=NUMBER, got {text!r}")
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("release", help="start a canary release of MODEL VERSION (Airflow REST)")
+    p.add_argument("model")
+    p.add_argument("version")
+    p.add_argument("--steps", type=_int_list, help="weights in %%, e.g. 5,15,25,50,100")
+    p.add_argument("--step-interval", type=float, dest="step_interval_s", help="seconds per step")
+    p.add_argument("--approvals-before", type=_int_list, help="e.g. 50,100; '' for none")
+    p.add_argument("--teardown-delay", type=float, dest="teardown_delay_s", help="seconds")
+    p.add_argument("--poll-interval", type=float, dest="poll_interval_s", help="seconds")
+    p.add_argument("--gate", type=_gate_override, action="append", default=[],
+                   help="threshold override GATE.KEY=NUMBER, e.g. latency_p95.max_ms=50")
+    p.add_argument("--check", action="store_true",
+                   help="only check the request against the registry; trigger nothing")
+    p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("approve", help="answer a release's pending approval")
+    p.add_argument("run_id")
+    p.add_argument("--task", help="task id (default: the run's only pending approval)")
+    p.add_argument("--reject", action="store_true", help="reject: the release rolls back")
+    p.set_defaults(func=cmd_approve)
+
+    p = sub.add_parser("status", help="stable/candidate, live weight, releases and approvals")
+    p.add_argument("model", nargs="?")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("rollback", help="send all traffic back to stable now")
+    p.add_argument("model")
+    p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("unlock", help="free a model whose release run is gone")
+    p.add_argument("model")
+    p.set_defaults(func=cmd_unlock)
+
+
+def request_from_args(args) -> dict:
+    conf = {"model": args.model, "version": args.version}
+    for key in ("steps", "step_interval_s", "approvals_before", "teardown_delay_s",
+                "poll_interval_s"):
+        value = getattr(args, key)
+        if value is not None:
+            conf[key] = value
+    gates: dict = {}
+    for gate, field, value in args.gate:
+        gates.setdefault(gate, {})[field] = value
+    if gates:
+        conf["gates"] = gates
+    return conf
+
+
+def cmd_release(args) -> int:
+    from paddle_canary.airflow_rest import AirflowClient
+    from paddle_canary.registry import Registry
+    from paddle_canary.release import controller
+    from paddle_canary.release.plan import resolve_plan
+    from paddle_canary.release.stack import StackPaths
+
+    conf = request_from_args(args)
+    # The same checks the DAG's first task makes, so a typo is refused here, before Airflow.
+    plan = resolve_plan(Registry(StackPaths.from_env().registry_root), conf,
+                        check_gates=controller.check_gates)
+    if args.check:
+        print(json.dumps(plan.to_dict(), indent=2))
+        return 0
+    client = AirflowClient.from_env()
+    client.unpause()
+    run_id = client.trigger(conf)
+    print(f"triggered {run_id}")
+    print(f"grid: {client.url}/dags/model_release/runs/{run_id}")
+    return 0
+
+
+def cmd_approve(args) -> int:
+    from paddle_canary.airflow_rest import AirflowClient
+    client = AirflowClient.from_env()
+    pending = client.pending_approvals(args.run_id)
+    if args.task:
+        pending = [p for p in pending if p["task_instance"]["task_id"] == args.task]
+    if len(pending) != 1:
+        names = [p["task_instance"]["task_id"] for p in pending]
+        raise UserError(f"expected one pending approval in {args.run_id}, found {names or 'none'}"
+                        + ("; pass --task" if len(names) > 1 else ""))
+    task_id = pending[0]["task_instance"]["task_id"]
+    option = "Reject" if args.reject else "Approve"
+    client.answer(args.run_id, task_id, option)
+    print(f"{option}: {args.run_id} {task_id}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from paddle_canary.registry import Registry
+    from paddle_canary.release import lock
+    from paddle_canary.release.stack import StackPaths
+    p = StackPaths.from_env()
+    reg = Registry(p.registry_root)
+    for model in [args.model] if args.model else reg.models():
+        ptr = reg.pointers(model)
+        print(f"{model}: stable={ptr.stable} candidate={ptr.candidate}")
+        holder = lock.holder(p.registry_root, model)
+        if holder:
+            print(f"  release running: {holder['run_id']} (candidate {holder['candidate']}, "
+                  f"since {holder['since']})")
+    try:
+        from paddle_canary.release import controller
+        live = controller.router().live_status()
+        print(f"gateway: {live['weight']} % to candidate {live.get('candidate')} "
+              f"(stable {live.get('stable')})")
+    except Exception as exc:  # noqa: BLE001 - status reports what it can
+        print(f"gateway: not running ({exc})")
+    try:
+        from paddle_canary.airflow_rest import AirflowClient
+        client = AirflowClient.from_env()
+        for item in client.pending_approvals():
+            ti = item["task_instance"]
+            print(f"approval pending: {ti['dag_run_id']} {ti['task_id']}: {item.get('subject')}")
+            print(f"  {client.required_actions_url(ti['dag_run_id'], ti['task_id'])}")
+    except UserError as exc:
+        print(f"airflow: {exc}")
+    return 0
+
+
+def cmd_rollback(args) -> int:
+    from paddle_canary.release import controller, lock
+    from paddle_canary.release.stack import StackPaths
+    gw = controller.router()
+    before = gw.weight()
+    gw.set_weight(0)
+    if not gw.verify_weight(0):
+        raise UserError("the gateway did not confirm weight 0; check it with 'paddle-canary status'")
+    print(f"gateway: {before} % -> 0 % to the candidate")
+    holder = lock.holder(StackPaths.from_env().registry_root, args.model)
+    if holder:
+        from paddle_canary.airflow_rest import AirflowClient
+        client = AirflowClient.from_env()
+        for item in client.pending_approvals(holder["run_id"]):
+            client.answer(holder["run_id"], item["task_instance"]["task_id"], "Reject")
+            print(f"rejected pending approval {item['task_instance']['task_id']}: the DAG rolls back")
+    return 0
+
+
+def cmd_unlock(args) -> int:
+    from paddle_canary.release import lock
+    from paddle_canary.release.stack import StackPaths
+    if lock.release(StackPaths.from_env().registry_root, args.model):
+        print(f"{args.model}: release lock removed")
+    else:
+        print(f"{args.model}: no release lock")
+    return 0
