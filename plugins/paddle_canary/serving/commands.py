@@ -1,0 +1,64 @@
+"""``paddle-canary serve`` and ``paddle-canary validate`` (the serving image's entrypoints)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from paddle_canary.serving.predictor import DEVICES
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="model name, e.g. risk-score")
+    p.add_argument("--version", required=True, help="version, e.g. v1")
+    p.add_argument("--registry", default=None,
+                   help="registry root (default $PADDLE_CANARY_REGISTRY or <repo>/model_registry)")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="auto: GPU 0 when Paddle has CUDA and a device exists, else CPU")
+    p.add_argument("--threads", type=int, default=1, help="CPU math threads per call")
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("serve", help="serve one model version over HTTP (Paddle Inference)")
+    _model_args(p)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.set_defaults(func=serve)
+    p = sub.add_parser("validate", help="load a version, score its reference rows, print JSON; "
+                                        "exit 1 when it fails")
+    _model_args(p)
+    p.set_defaults(func=validate)
+
+
+def serve(args) -> int:
+    """Load the version, then serve it until SIGTERM/SIGINT. A load failure exits 2."""
+    from paddle_canary.registry import Registry
+    from paddle_canary.serving import logs
+
+    card = Registry(args.registry).card(args.model, args.version)  # RegistryError: exit 2
+    logs.configure(card.model, card.version)
+    logs.log(logging.INFO, "loading", device=args.device, path=str(card.path))
+    from paddle_canary.serving.predictor import Predictor
+
+    predictor = Predictor(card, device=args.device, threads=args.threads)  # ModelLoadError
+    import uvicorn
+
+    from paddle_canary.serving.app import create_app
+
+    app = create_app(card, predictor)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False,
+                lifespan="on", server_header=False, timeout_graceful_shutdown=5)
+    return 0
+
+
+def validate(args) -> int:
+    from paddle_canary.registry import Registry
+    from paddle_canary.validation.offline import check_model
+
+    card = Registry(args.registry).card(args.model, args.version)
+    summary = check_model(card, device=args.device, threads=args.threads)
+    json.dump(summary, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0 if summary["passed"] else 1
