@@ -6,9 +6,11 @@ beyond the schedule); without it every thread sends as fast as answers come (clo
 The run ends after ``requests`` requests, after ``duration_s`` seconds, or when ``stop`` is set
 (the CLI sets it on SIGTERM/SIGINT), whichever comes first; the summary covers what was sent.
 
-A keep-alive connection the server closed while idle (nginx does this to idle connections on a
-reload) is reopened and the request sent once more, as browsers and HTTP libraries do; such
-retries are counted in ``stale_retries`` and are not failures. Anything else that is not a 2xx
+A keep-alive connection the server closed while idle (nginx closes idle connections on a
+reload) is noticed before reuse and reopened (``reconnects``; nothing was sent on it), as
+urllib3 does. If the close crosses a request already written, no byte of an answer came back
+and the connection had served before, the request is sent once more on a fresh connection, as
+browsers do; such retries are counted in ``stale_retries``. Neither is a failure. Anything else that is not a 2xx
 answer is a failure: connection errors and non-2xx statuses, each counted.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import json
+import select
 import threading
 import time
 from collections import Counter
@@ -56,6 +59,7 @@ class LoadSummary:
     connection_errors: int
     http_errors: int
     stale_retries: int
+    reconnects: int
     by_version: dict[str, int]
     by_status: dict[str, int]
     latency_ms: dict[str, float]
@@ -81,7 +85,7 @@ class LoadSummary:
             f"requests {self.requests} in {self.duration_s:.1f}s "
             f"({self.throughput_rps:.0f}/s): ok {self.ok}, failures {self.failures} "
             f"(connection {self.connection_errors}, non-2xx {self.http_errors}), "
-            f"stale keep-alive retries {self.stale_retries}",
+            f"keep-alive: {self.reconnects} reopened idle, {self.stale_retries} resent",
             f"versions: {versions}",
             f"latency ms: p50 {lat.get('p50', float('nan')):.2f}  p95 {lat.get('p95', float('nan')):.2f}"
             f"  p99 {lat.get('p99', float('nan')):.2f}",
@@ -89,7 +93,7 @@ class LoadSummary:
 
 
 def summarise(records: list[Record], duration_s: float, stale_retries: int = 0,
-              keep_records: bool = False) -> LoadSummary:
+              reconnects: int = 0, keep_records: bool = False) -> LoadSummary:
     ok = [r for r in records if r.ok]
     conn_errors = sum(1 for r in records if r.status == 0)
     http_errors = sum(1 for r in records if r.status and not r.ok)
@@ -106,6 +110,7 @@ def summarise(records: list[Record], duration_s: float, stale_retries: int = 0,
     return LoadSummary(
         requests=len(records), ok=len(ok), failures=len(records) - len(ok),
         connection_errors=conn_errors, http_errors=http_errors, stale_retries=stale_retries,
+        reconnects=reconnects,
         by_version=dict(Counter(r.version or "none" for r in ok)),
         by_status=dict(Counter(str(r.status) for r in records)),
         latency_ms=latency, duration_s=duration_s,
@@ -125,6 +130,7 @@ class _Worker:
         self.host, self.port, self.path, self.timeout_s = host, port, path, timeout_s
         self.conn: http.client.HTTPConnection | None = None
         self.stale_retries = 0
+        self.reconnects = 0
 
     def close(self) -> None:
         if self.conn is not None:
@@ -144,8 +150,16 @@ class _Worker:
             self.close()
         return resp.status, resp.getheader(VERSION_HEADER)
 
+    def _drop_if_closed(self) -> None:
+        """Reopen a kept-alive connection the server has closed (readable while idle = EOF)."""
+        sock = self.conn.sock if self.conn is not None else None
+        if sock is not None and select.select([sock], [], [], 0)[0]:
+            self.close()
+            self.reconnects += 1
+
     def send(self, t0: float, user: str, body: bytes) -> Record:
         start = time.perf_counter()
+        self._drop_if_closed()
         reused = self.conn is not None and self.conn.sock is not None
         try:
             try:
@@ -238,4 +252,5 @@ def run_load(url: str, *, users: int | list[str] = 1000, duration_s: float | Non
     duration = time.perf_counter() - t0
     with lock:
         done = sorted(records, key=lambda r: r.start_s)
-    return summarise(done, duration, sum(w.stale_retries for w in workers), keep_records)
+    return summarise(done, duration, sum(w.stale_retries for w in workers),
+                     sum(w.reconnects for w in workers), keep_records)
