@@ -4,7 +4,7 @@
 PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 STAMP   := .venv/.installed
-APT_PKGS := nginx prometheus wrk
+APT_PKGS := nginx prometheus wrk luajit
 EXTRAS  := serve,train,analysis,k8s,airflow,dev
 
 .PHONY: demo test test-fast os-deps venv bench lock clean up down
@@ -15,6 +15,7 @@ os-deps:
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v luajit >/dev/null || missing="$$missing luajit"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing OS packages:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "error: need root to apt-get install$$missing"; exit 1; fi; \

@@ -76,7 +76,7 @@ def failure_reason(plan: dict[str, Any]) -> str:
 # ---- the steps --------------------------------------------------------------------------------
 
 def check_gates(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    from paddle_canary.analysis.gates import GateConfig
+    from paddle_canary.analysis.config import GateConfig
     return GateConfig.from_dict(defaults, overrides).to_dict()
 
 
@@ -139,19 +139,18 @@ def set_step_weight(plan: dict[str, Any], weight: int) -> dict[str, Any]:
 
 def judge(plan: dict[str, Any], since: float) -> dict[str, Any]:
     """One look: compare candidate with stable over [since, now] on every gate."""
-    from paddle_canary.analysis.judge import judge_release
-    verdict = judge_release(
-        prometheus_url=paths().prometheus_url, model=plan["model"], baseline=plan["baseline"],
-        candidate=plan["candidate"], start=since, end=time.time(), gates=plan["gates"])
+    from paddle_canary.analysis.analyze import analyze
+    from paddle_canary.analysis.config import GateConfig
+    from paddle_canary.analysis.provider import PrometheusProvider
+    verdict = analyze(PrometheusProvider(paths().prometheus_url), plan["model"], plan["baseline"],
+                      plan["candidate"], GateConfig.from_dict(plan["gates"]),
+                      start=since, end=time.time()).to_dict()
     record_event(plan, "look", verdict=verdict)
     return verdict
 
 
 def verdict_reason(verdict: dict[str, Any]) -> str:
-    gates = verdict.get("gates") or []
-    failing = [g for g in gates if g.get("status") == "fail"]
-    chosen = failing or [g for g in gates if g.get("status") == "inconclusive"] or gates
-    return "; ".join(g.get("reason", g.get("gate", "?")) for g in chosen) or verdict.get("reason", "")
+    return verdict.get("reason") or verdict.get("status", "no verdict")
 
 
 def verdict_markdown(verdict: dict[str, Any]) -> str:

@@ -37,7 +37,7 @@ def compare_with_baseline(candidate, baseline, max_psi: float = MAX_PSI,
             "reference rows are not finite")
         summary["passed"] = False
         return summary
-    value = psi(score_histogram(base)["counts"], score_histogram(cand)["counts"])
+    value = psi(score_histogram(cand)["counts"], score_histogram(base)["counts"])
     agreement = float(np.mean([candidate.decision(c) == baseline.decision(b)
                                for c, b in zip(cand, base)]))
     summary.update({"psi_vs_baseline": round(value, 4), "decision_agreement": round(agreement, 4),
