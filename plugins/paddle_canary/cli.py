@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "paddle_canary.traffic.commands",
     "paddle_canary.analysis.commands",
     "paddle_canary.release_commands",
+    "paddle_canary.report.commands",
 )
 
 

@@ -1,0 +1,489 @@
+"""The rollout report: one self-contained HTML page (inline CSS and SVG) plus a JSON summary.
+
+``write_report(plan, events, paths)`` writes
+``<reports_dir>/<model>/<run>.html`` and ``<run>.json`` atomically (temp file + rename) and
+returns the HTML path. The page shows the outcome and the time from the first fault signal to
+0 % first, then the candidate's weight over time, P95 latency and rejection rate per version,
+score histograms, each gate's effect over time against its threshold, and every final verdict.
+It works from the journal alone; Prometheus adds detail when it answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from paddle_canary.registry.names import check_model_name
+from paddle_canary.release import journal
+from paddle_canary.report import data, prom, svg
+
+WIDE, NARROW = 1120, 552
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;color:#22252a;margin:0;
+background:#f3f4f6}
+main{max-width:1160px;margin:0 auto;padding:20px 20px 60px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 10px}
+h3{font-size:14px;margin:16px 0 6px}
+.sub{color:#6b7079;font-size:13px}
+.cards{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}
+.card{background:#fff;border:1px solid #dde0e5;border-radius:8px;padding:10px 14px;min-width:170px;
+flex:1}
+.card .k{font-size:12px;color:#6b7079;text-transform:uppercase;letter-spacing:.04em}
+.card .v{font-size:22px;font-weight:650;margin-top:2px}
+.card .n{font-size:12px;color:#4a4f57;margin-top:3px}
+.badge{display:inline-block;padding:2px 10px;border-radius:12px;color:#fff;font-size:13px;
+font-weight:600;vertical-align:middle}
+.promoted,.pass{background:#2e9d4e}.rolled_back,.failed,.fail{background:#d1342f}
+.refused{background:#a2541b}.unfinished,.inconclusive{background:#8a8f98}
+.charts{display:flex;flex-wrap:wrap;gap:12px}
+svg{max-width:100%;height:auto}
+.charts svg,.wide svg{background:#fff;border:1px solid #dde0e5;border-radius:8px}
+.note{font-size:12px;color:#6b7079;margin:4px 0 0}
+table{border-collapse:collapse;background:#fff;font-size:13px;width:100%;margin-bottom:10px}
+th,td{border:1px solid #dde0e5;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f7f8fa;font-weight:600}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.st{font-weight:600}.st.pass{color:#2e9d4e;background:none}.st.fail{color:#d1342f;background:none}
+.st.inconclusive{color:#6b7079;background:none}
+.checks{color:#4a4f57;font-size:12px}
+pre{background:#fff;border:1px solid #dde0e5;padding:8px;font-size:12px;overflow:auto}
+details summary{cursor:pointer;margin:8px 0}
+"""
+
+
+def safe_name(model: str, run_id: str) -> str:
+    """The file stem of a run's report: the same as its journal's."""
+    return journal.journal_path(Path("."), model, run_id).stem
+
+
+def report_paths(reports_dir: Path, model: str, run_id: str) -> tuple[Path, Path]:
+    stem = safe_name(check_model_name(model), run_id)
+    folder = Path(reports_dir) / model
+    return folder / f"{stem}.html", folder / f"{stem}.json"
+
+
+def write_report(plan: dict[str, Any], events: list[dict[str, Any]], paths,
+                 *, prometheus_url: str | None = None) -> Path:
+    """Write the HTML page and the JSON summary of one release; return the HTML path.
+
+    ``prometheus_url`` defaults to ``paths.prometheus_url``; pass ``""`` to skip Prometheus.
+    """
+    html_path, json_path = report_paths(paths.reports_dir, plan.get("model"),
+                                        str(plan.get("run_id") or ""))
+    url = paths.prometheus_url if prometheus_url is None else prometheus_url
+    summary = data.summary(plan, events)
+    metrics = _metrics(plan, events, url)
+    page = render(plan, events, summary, metrics)
+    summary.update(report=html_path.name, generated_at=time.time(), metrics={
+        "p95_source": metrics["p95_source"], "rejection_source": metrics["rejection_source"],
+        "score_rows": {v: sum(c) for v, c in (metrics["scores"].get("counts") or {}).items()},
+        "note": metrics.get("note")})
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(json_path, json.dumps(summary, indent=2, default=str) + "\n")
+    _write_atomic(html_path, page)
+    return html_path
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _metrics(plan: dict[str, Any], events: list[dict[str, Any]], url: str) -> dict[str, Any]:
+    """Per-version figures: the judge's looks first, Prometheus for what they lack."""
+    versions = [v for v in (plan.get("baseline"), plan.get("candidate")) if v]
+    looked_p95 = data.version_series(events, data.P95_KEYS)
+    looked_rej = data.version_series(events, data.REJECTION_KEYS)
+    out: dict[str, Any] = {
+        "p95_ms": _by_version(plan, looked_p95), "p95_source": "judge",
+        "rejection": _by_version(plan, looked_rej), "rejection_source": "judge",
+        "scores": {"edges": [], "counts": {}}, "note": None,
+    }
+    start, end = data.window(events)
+    if not url or not versions or not events:
+        out["note"] = "Prometheus not asked" if not url else None
+        return out
+    if data.outcome(events)["outcome"] == "unfinished":
+        end = max(end, time.time())
+    live = prom.release_metrics(url, plan.get("model", ""), versions, start, end)
+    out["note"] = live["note"]
+    if not any(out["p95_ms"].values()):
+        out["p95_ms"], out["p95_source"] = live["p95_ms"], "prometheus"
+    if not any(out["rejection"].values()):
+        out["rejection"], out["rejection_source"] = live["rejection"], "prometheus"
+    out["scores"] = live["scores"]
+    return out
+
+
+def _by_version(plan, sides: dict[str, list]) -> dict[str, list]:
+    return {plan.get("baseline") or "baseline": sides["baseline"],
+            plan.get("candidate") or "candidate": sides["candidate"]}
+
+
+# ---- the page -----------------------------------------------------------------------------
+
+def render(plan: dict[str, Any], events: list[dict[str, Any]], summary: dict[str, Any],
+           metrics: dict[str, Any]) -> str:
+    start, end = data.window(events)
+    model, cand, base = (str(plan.get(k) or "?") for k in ("model", "candidate", "baseline"))
+    title = f"{model}: {cand} vs stable {base}"
+    body = [
+        f"<h1>{escape(title)} <span class='badge {escape(summary['outcome'])}'>"
+        f"{escape(data.outcome(events)['label'])}</span></h1>",
+        f"<div class='sub'>run {escape(str(plan.get('run_id') or '?'))} · "
+        f"{_when(start)} → {_when(end)} (UTC)</div>",
+        _cards(plan, events, summary),
+        "<h2>Candidate traffic</h2>",
+        f"<div class='wide'>{_weight_chart(plan, events, summary, start, end)}</div>",
+        _steps_table(plan, events, summary, start),
+        "<h2>Per version</h2>",
+        f"<div class='charts'>{_p95_chart(plan, events, metrics, start, end)}"
+        f"{_rejection_chart(plan, events, metrics, start, end)}{_score_chart(plan, metrics)}"
+        "</div>",
+        _sources_note(metrics),
+        "<h2>Gates over time</h2>",
+        _gate_charts(plan, events, start, end),
+        "<h2>Verdicts</h2>",
+        _verdict_tables(plan, events, start),
+        _approvals_table(summary, start),
+        "<h2>Plan</h2>",
+        _plan_block(plan),
+        _event_log(events, start),
+        f"<p class='note'>Generated {_when(time.time())} UTC by paddle-canary.</p>",
+    ]
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{escape('Release report: ' + title)}</title><style>{CSS}</style></head>"
+            f"<body><main>{''.join(body)}</main></body></html>\n")
+
+
+def _when(ts: float | None) -> str:
+    if not ts:
+        return "?"
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _offset(ts: float | None, start: float) -> str:
+    return "" if ts is None else "+" + svg.fmt_duration(ts - start)
+
+
+def _card(key: str, value: str, note: str = "") -> str:
+    return (f"<div class='card'><div class='k'>{escape(key)}</div><div class='v'>{escape(value)}"
+            f"</div>{f'<div class=n>{escape(note)}</div>' if note else ''}</div>")
+
+
+def _cards(plan, events, summary) -> str:
+    out = data.outcome(events)
+    outcome_note = out["reason"] or ""
+    if out["outcome"] == "promoted":
+        torn = next((e for e in events if e.get("event") == "torn_down"), None)
+        sched = next((e for e in events if e.get("event") == "teardown_scheduled"), None)
+        outcome_note = (f"{plan.get('baseline')} torn down" if torn else
+                        f"{plan.get('baseline')} teardown at {sched.get('at')}" if sched else "")
+    secs = summary["fault_to_zero_s"]
+    ftz_value = f"{secs:.1f} s" if secs is not None else "—"
+    ftz_note = (summary["fault_signal"] or "") if secs is not None else (
+        summary["fault_to_zero_note"] or "")
+    approvals = [a for a in summary["approvals"] if a.get("answer")]
+    appr_value = f"{len(approvals)} answered" if summary["approvals"] else "none asked"
+    appr_note = "; ".join(f"{a['answer']} by {a.get('by') or '?'} before {a.get('weight')} %"
+                          for a in approvals)
+    pending = len(summary["approvals"]) - len(approvals)
+    if pending:
+        appr_note += ("; " if appr_note else "") + f"{pending} unanswered"
+    duration = summary["duration_s"]
+    return "<div class='cards'>" + "".join([
+        _card("outcome", out["label"], outcome_note),
+        _card("fault → 0 % traffic", ftz_value, ftz_note),
+        _card("steps reached", f"{summary['steps_reached']} of {len(summary['steps_planned'])}",
+              f"max {summary['max_weight']} % of users"),
+        _card("duration", svg.fmt_duration(duration) if duration is not None else "—",
+              f"{summary['looks']} judge looks"),
+        _card("approvals", appr_value, appr_note),
+    ]) + "</div>"
+
+
+# ---- charts -------------------------------------------------------------------------------
+
+def _weight_chart(plan, events, summary, start, end) -> str:
+    points = data.weight_points(events)
+    chart = svg.Chart("Candidate weight (% of users)", width=WIDE, height=270, y_min=0,
+                      y_max=108, x_label="time since the release started",
+                      x_range=(0, max(end - start, 1) * 1.02))
+    chart.line([(t - start, w) for t, w in points], svg.CANDIDATE, "candidate weight", step=True,
+               width=2.4)
+    if summary["fault_at"] is not None and summary["zero_at"] is not None:
+        chart.vspan(summary["fault_at"] - start, summary["zero_at"] - start, svg.FAIL,
+                    f"fault → 0 % ({summary['fault_to_zero_s']:.1f} s)")
+    shown: set[str] = set()
+    for e in data.ordered(events):
+        kind, t = e.get("event"), data.ts_of(e)
+        y = data.weight_at(points, t + 1e-6)
+        if kind == "look" and data.status_of(e.get("verdict")) == "fail":
+            kind = "fault"
+            if kind in shown:
+                continue
+        first = kind not in shown  # label the first of each kind; the rest have tooltips
+        if kind == "approval_requested":
+            chart.marker(t - start, y, svg.THRESHOLD, shape="ring",
+                         title=f"approval asked before {e.get('weight')} % ({_when(t)})")
+        elif kind == "approval_answered":
+            ok = str(e.get("answer", "")).lower().startswith("approv")
+            chart.marker(t - start, y, svg.PASS if ok else svg.FAIL, shape="triangle",
+                         title=f"{e.get('answer')} by {e.get('by')} ({_when(t)})",
+                         text=f"{e.get('answer')} ({e.get('by')})")
+        elif kind == "failure":
+            chart.marker(t - start, data.weight_at(points, t), svg.FAIL, shape="cross",
+                         title=f"failure in {e.get('task')}: {e.get('reason')}")
+        elif kind == "cut":
+            chart.marker(t - start, 0, svg.FAIL, shape="diamond",
+                         title=f"traffic cut to 0 % ({_when(t)}): {e.get('reason')}",
+                         text="0 %" if first else "")
+        elif kind == "promoted":
+            chart.marker(t - start, 100, svg.PASS, shape="circle", title=f"promoted ({_when(t)})",
+                         text="promoted")
+        elif kind == "fault":
+            chart.marker(t - start, y, svg.FAIL, shape="cross",
+                         title=f"first failing look ({_when(t)}): "
+                               f"{data.failing_gates(e['verdict'])}",
+                         text=f"{data.failing_gates(e['verdict']) or 'gate'} failed")
+        else:
+            continue
+        shown.add(kind)
+    for kind, label, colour, shape in (
+            ("approval_requested", "approval asked", svg.THRESHOLD, "ring"),
+            ("approval_answered", "approval answered", svg.PASS, "triangle"),
+            ("fault", "first failing look", svg.FAIL, "cross"),
+            ("failure", "task failure", svg.FAIL, "cross"),
+            ("cut", "cut to 0 %", svg.FAIL, "diamond"),
+            ("promoted", "promoted", svg.PASS, "circle")):
+        if kind in shown:
+            chart.legend(label, colour, shape)
+    return chart.render()
+
+
+def _step_guides(chart: svg.Chart, events, start: float) -> svg.Chart:
+    """Dotted lines where the candidate's weight changed, labelled with the new weight."""
+    previous = None
+    for t, w in data.weight_points(events)[1:-1]:
+        if w != previous:
+            chart.vline(t - start, f"{w} %")
+        previous = w
+    return chart
+
+
+def _version_chart(title, series: dict[str, list], plan, events, start, end, *, y_label: str,
+                   scale: float = 1.0, threshold: tuple[float, str] | None = None,
+                   y_format=svg.fmt_number) -> str:
+    chart = svg.Chart(title, width=NARROW, y_min=0, y_label=y_label,
+                      x_range=(0, max(end - start, 1)), y_format=y_format)
+    colours = {plan.get("baseline"): svg.STABLE, plan.get("candidate"): svg.CANDIDATE}
+    for version, pts in series.items():
+        role = "stable" if version == plan.get("baseline") else "candidate"
+        chart.line([(t - start, v * scale) for t, v in pts], colours.get(version, svg.MUTED),
+                   f"{version} ({role})", dots=len(pts) < 40)
+    if threshold and not chart.empty:
+        chart.hline(threshold[0], svg.THRESHOLD, threshold[1])
+    return _step_guides(chart, events, start).render()
+
+
+def _p95_chart(plan, events, metrics, start, end) -> str:
+    max_ms = data.number(((plan.get("gates") or {}).get("latency_p95") or {}).get("max_ms"))
+    return _version_chart("P95 latency (ms)", metrics["p95_ms"], plan, events, start, end,
+                          y_label="ms", threshold=(max_ms, f"limit {max_ms:g} ms")
+                          if max_ms else None)
+
+
+def _rejection_chart(plan, events, metrics, start, end) -> str:
+    return _version_chart("Rejection rate (%)", metrics["rejection"], plan, events, start, end,
+                          y_label="% of scored rows", scale=100.0)
+
+
+def _score_chart(plan, metrics) -> str:
+    scores = metrics.get("scores") or {}
+    counts = scores.get("counts") or {}
+    series = []
+    for version, colour, role in ((plan.get("baseline"), svg.STABLE, "stable"),
+                                  (plan.get("candidate"), svg.CANDIDATE, "candidate")):
+        if version in counts:
+            series.append((f"{version} ({role})", colour, counts[version]))
+    return svg.histogram_chart("Score distribution over the release", scores.get("edges") or [],
+                               series, width=NARROW, x_label="score (share of each version's rows)")
+
+
+def _sources_note(metrics) -> str:
+    bits = [f"P95 from {'the judge’s looks' if metrics['p95_source'] == 'judge' else 'Prometheus'}",
+            f"rejection rate from "
+            f"{'the judge’s looks' if metrics['rejection_source'] == 'judge' else 'Prometheus'}",
+            "score histograms from Prometheus"]
+    note = "Sources: " + "; ".join(bits) + "."
+    if metrics.get("note"):
+        note += f" {metrics['note']}."
+    return f"<p class='note'>{escape(note)}</p>"
+
+
+def _gate_charts(plan, events, start, end) -> str:
+    gates = data.gate_names(events)
+    if not gates:
+        return ("<div class='charts'>" + svg.Chart("Gate effects", width=NARROW).render(
+            "no judge looks recorded") + "</div>")
+    out = []
+    for gate in gates:
+        series = data.effect_series(events, gate)
+        charts = []
+        for s in series or [{"name": gate, "unit": "", "limit": None, "points": []}]:
+            charts.append(_effect_chart(gate, s, events, start, end))
+        out.append(f"<h3>{escape(gate)}</h3><div class='charts'>{''.join(charts)}</div>")
+    out.append("<p class='note'>Each dot is one look of the judge (colour = that look's status); "
+               "the band is its always-valid interval; dashed lines are the limits.</p>")
+    return "".join(out)
+
+
+def _effect_chart(gate: str, s: dict[str, Any], events, start: float, end: float) -> str:
+    unit = f" ({s['unit']})" if s["unit"] else ""
+    name = s["name"] if s["name"] != gate else "effect"
+    percent = s["unit"] == "share"
+    chart = svg.Chart(f"{gate} · {name}{unit}", width=NARROW, height=210,
+                      x_range=(0, max(end - start, 1)),
+                      y_format=(lambda v: f"{v * 100:.3g}%") if percent else svg.fmt_number)
+    pts = s["points"]
+    with_iv = [p for p in pts if p[2] is not None and p[3] is not None]
+    chart.band([p[0] - start for p in with_iv], [p[2] for p in with_iv], [p[3] for p in with_iv],
+               svg.CANDIDATE, "interval")
+    effects = [(p[0] - start, p[1]) for p in pts if p[1] is not None]
+    chart.line(effects, svg.INK, "effect", width=1.2)
+    for p in pts:
+        if p[1] is not None:
+            chart.marker(p[0] - start, p[1], svg.STATUS_COLOURS.get(p[4], svg.MUTED),
+                         title=f"{_when(p[0])}: {p[4]} effect {svg.fmt_number(p[1])}")
+    limit = s.get("limit")
+    if limit is not None and not chart.empty:
+        chart.hline(limit, svg.THRESHOLD, f"limit {svg.fmt_number(limit)}")
+        if s["name"] in data.TWO_SIDED_CHECKS:
+            chart.hline(-limit, svg.THRESHOLD)
+    return _step_guides(chart, events, start).render("no looks with figures")
+
+
+# ---- tables -------------------------------------------------------------------------------
+
+def _status(s: Any) -> str:
+    s = str(s or "")
+    return f"<span class='st {escape(s)}'>{escape(s or '—')}</span>"
+
+
+def _count(v: Any) -> str:
+    f = data.number(v)
+    return "—" if f is None else f"{f:,.0f}"
+
+
+def _fmt(v: Any) -> str:
+    f = data.number(v)
+    return "—" if f is None else svg.fmt_number(f)
+
+
+def _steps_table(plan, events, summary, start) -> str:
+    applied = {}
+    for e in data.ordered(events):
+        if e.get("event") == "weight" and e.get("weight") not in applied:
+            applied[e.get("weight")] = data.ts_of(e)
+    verdicts = {}
+    for v in data.final_verdicts(plan, events):
+        verdicts[v["weight"]] = v["verdict"]
+    asked = {a.get("weight"): a for a in summary["approvals"]}
+    rows = []
+    for i, w in enumerate(summary["steps_planned"], 1):
+        a = asked.get(w)
+        appr = (f"{escape(str(a.get('answer') or 'pending'))} by {escape(str(a.get('by') or '?'))}"
+                if a else "")
+        verdict = verdicts.get(w)
+        rows.append(
+            f"<tr><td class=num>{i}</td><td class=num>{w} %</td>"
+            f"<td>{escape(_offset(applied.get(w), start)) if w in applied else 'not reached'}</td>"
+            f"<td>{_status(verdict.get('status')) if verdict else ''}</td><td>{appr}</td></tr>")
+    if not rows:
+        return "<p class='note'>The plan lists no steps.</p>"
+    return ("<table><tr><th>step</th><th>weight</th><th>applied</th><th>final verdict</th>"
+            "<th>approval before it</th></tr>" + "".join(rows) + "</table>")
+
+
+def _verdict_tables(plan, events, start) -> str:
+    finals = data.final_verdicts(plan, events)
+    if not finals:
+        return "<p class='note'>No step reached a final verdict.</p>"
+    out = []
+    for v in finals:
+        verdict = v["verdict"]
+        head = (f"<h3>{escape(str(v['task']))} at {v['weight']} % · {_status(verdict.get('status'))}"
+                f" <span class='sub'>{escape(_offset(v['ts'], start))}</span></h3>")
+        rows = []
+        for g in data.gate_rows(verdict):
+            iv = data.interval_of(g)
+            b, c = data.samples_of(g)
+            checks = "".join(
+                f"<div class='checks'>{escape(str(ch.get('name')))}: {escape(str(ch.get('status')))}"
+                f", {_fmt(ch.get('effect'))} {escape(str(ch.get('unit') or ''))}"
+                f" (limit {_fmt(ch.get('limit'))})</div>"
+                for ch in g.get("checks") or [] if isinstance(ch, dict))
+            rows.append(
+                f"<tr><td>{escape(str(g.get('gate')))}</td><td>{_status(g.get('status'))}</td>"
+                f"<td class=num>{_fmt(g.get('effect'))}</td>"
+                f"<td class=num>{'[' + _fmt(iv[0]) + ', ' + _fmt(iv[1]) + ']' if iv else '—'}</td>"
+                f"<td class=num>{_count(b)} / {_count(c)}</td>"
+                f"<td>{escape(str(g.get('reason') or ''))}{checks}</td></tr>")
+        reason = verdict.get("reason")
+        out.append(head + (f"<p class='note'>{escape(str(reason))}</p>" if reason else "") +
+                   "<table><tr><th>gate</th><th>status</th><th>effect</th><th>interval</th>"
+                   "<th>samples (stable / candidate)</th><th>reason</th></tr>" + "".join(rows) +
+                   "</table>")
+    return "".join(out)
+
+
+def _approvals_table(summary, start) -> str:
+    if not summary["approvals"]:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(str(a.get('task')))}</td><td class=num>{escape(str(a.get('weight')))} %</td>"
+        f"<td>{escape(_offset(a.get('requested_at'), start))}</td>"
+        f"<td>{escape(str(a.get('answer') or 'pending'))}</td><td>{escape(str(a.get('by') or ''))}</td>"
+        f"<td>{escape(_offset(a.get('answered_at'), start))}</td></tr>" for a in summary["approvals"])
+    return ("<h2>Approvals</h2><table><tr><th>task</th><th>before weight</th><th>asked</th>"
+            "<th>answer</th><th>by</th><th>answered</th></tr>" + rows + "</table>")
+
+
+def _plan_block(plan) -> str:
+    keys = ("steps", "step_interval_s", "approvals_before", "poll_interval_s", "max_extensions",
+            "teardown_delay_s", "runtime", "gates")
+    shown = {k: plan[k] for k in keys if k in plan}
+    return f"<pre>{escape(json.dumps(shown, indent=2, default=str))}</pre>"
+
+
+def _event_log(events, start) -> str:
+    rows = []
+    for e in data.ordered(events):
+        kind = str(e.get("event"))
+        if kind == "look":
+            detail = f"{(e.get('verdict') or {}).get('status')}: " \
+                     f"{(e.get('verdict') or {}).get('reason') or ''}"
+        elif kind == "plan":
+            detail = "release plan (see above)"
+        else:
+            detail = ", ".join(f"{k}={json.dumps(v, default=str)[:200]}" for k, v in e.items()
+                               if k not in ("ts", "event"))
+        rows.append(f"<tr><td class=num>{escape(_offset(data.ts_of(e), start))}</td>"
+                    f"<td>{escape(kind)}</td><td>{escape(detail)}</td></tr>")
+    return (f"<details><summary>Journal: {len(rows)} events</summary><table><tr><th>time</th>"
+            "<th>event</th><th>details</th></tr>" + "".join(rows) + "</table></details>")
