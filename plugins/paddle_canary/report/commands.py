@@ -15,7 +15,7 @@ def add_commands(subparsers) -> None:
         description="Write <home>/reports/MODEL/RUN.html (and .json) from the release journal "
                     "<home>/releases/MODEL/RUN.jsonl; Prometheus adds per-version detail when "
                     "it answers.")
-    p.add_argument("model")
+    p.add_argument("model", metavar="MODEL")
     p.add_argument("run_id", metavar="RUN_ID", help="the Airflow run id of the release")
     p.add_argument("--home", type=Path, default=None, metavar="DIR",
                    help="stack state directory (default: $PADDLE_CANARY_HOME or <repo>/var/stack)")

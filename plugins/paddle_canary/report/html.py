@@ -44,6 +44,7 @@ font-weight:600;vertical-align:middle}
 .refused{background:#a2541b}.unfinished,.inconclusive{background:#8a8f98}
 .charts{display:flex;flex-wrap:wrap;gap:12px}
 svg{max-width:100%;height:auto}
+.wide svg{width:100%}
 .charts svg,.wide svg{background:#fff;border:1px solid #dde0e5;border-radius:8px}
 .note{font-size:12px;color:#6b7079;margin:4px 0 0}
 table{border-collapse:collapse;background:#fff;font-size:13px;width:100%;margin-bottom:10px}
@@ -55,6 +56,9 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .checks{color:#4a4f57;font-size:12px}
 pre{background:#fff;border:1px solid #dde0e5;padding:8px;font-size:12px;overflow:auto}
 details summary{cursor:pointer;margin:8px 0}
+.why{background:#fff;border:1px solid #dde0e5;border-left:5px solid #8a8f98;border-radius:6px;
+padding:8px 12px;font-size:14px;margin:0 0 8px}
+.rolled_back-box,.failed-box{border-left-color:#d1342f}.refused-box{border-left-color:#a2541b}
 """
 
 
@@ -147,6 +151,7 @@ def render(plan: dict[str, Any], events: list[dict[str, Any]], summary: dict[str
         f"<div class='sub'>run {escape(str(plan.get('run_id') or '?'))} · "
         f"{_when(start)} → {_when(end)} (UTC)</div>",
         _cards(plan, events, summary),
+        _why(events),
         "<h2>Candidate traffic</h2>",
         f"<div class='wide'>{_weight_chart(plan, events, summary, start, end)}</div>",
         _steps_table(plan, events, summary, start),
@@ -186,9 +191,21 @@ def _card(key: str, value: str, note: str = "") -> str:
             f"</div>{f'<div class=n>{escape(note)}</div>' if note else ''}</div>")
 
 
+def _why(events) -> str:
+    out = data.outcome(events)
+    if not out["reason"]:
+        return ""
+    return (f"<div class='why {escape(out['outcome'])}-box'><b>Why {escape(out['label'])}:</b> "
+            f"{escape(str(out['reason']))}</div>")
+
+
+def _short(text: str, n: int = 90) -> str:
+    return text if len(text) <= n else text[:n - 1].rstrip() + "…"
+
+
 def _cards(plan, events, summary) -> str:
     out = data.outcome(events)
-    outcome_note = out["reason"] or ""
+    outcome_note = _short(str(out["reason"] or ""))
     if out["outcome"] == "promoted":
         torn = next((e for e in events if e.get("event") == "torn_down"), None)
         sched = next((e for e in events if e.get("event") == "teardown_scheduled"), None)
@@ -466,9 +483,22 @@ def _approvals_table(summary, start) -> str:
 
 def _plan_block(plan) -> str:
     keys = ("steps", "step_interval_s", "approvals_before", "poll_interval_s", "max_extensions",
-            "teardown_delay_s", "runtime", "gates")
-    shown = {k: plan[k] for k in keys if k in plan}
-    return f"<pre>{escape(json.dumps(shown, indent=2, default=str))}</pre>"
+            "teardown_delay_s", "runtime")
+    rows = [f"<tr><th>{escape(k)}</th><td>{escape(_plain(plan[k]))}</td></tr>"
+            for k in keys if k in plan]
+    for gate, value in (plan.get("gates") or {}).items():
+        rows.append(f"<tr><th>gates.{escape(str(gate))}</th><td>{escape(_plain(value))}</td></tr>")
+    return "<table>" + "".join(rows) + "</table>" if rows else "<p class='note'>no plan</p>"
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} = {_plain(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_plain(v) for v in value) or "none"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _event_log(events, start) -> str:

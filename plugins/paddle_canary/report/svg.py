@@ -316,8 +316,8 @@ def histogram_chart(title: str, edges: Sequence[float], series: Sequence[tuple[s
         return "".join(parts) + "</svg>"
     values = [[c / sum(counts) if normalise else c for c in counts[:nb]] for _, _, counts in usable]
     ymax = max(max(v, default=0.0) for v in values) or 1.0
-    ticks = nice_ticks(0, ymax * 1.05, 4)
-    ytop = max(ticks[-1], ymax) if ticks else ymax
+    ticks = nice_ticks(0, ymax * 1.08, 4)
+    ytop = max(ticks[-1], ymax * 1.08) if ticks else ymax * 1.08
     fmt = (lambda v: f"{v * 100:.0f}%") if normalise else fmt_number
     for t in ticks:
         y = top + ph - t / ytop * ph
