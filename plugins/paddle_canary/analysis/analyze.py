@@ -1,0 +1,30 @@
+"""One call for callers (CLI, Airflow trigger, bench): read both versions, judge them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from paddle_canary.analysis.config import GateConfig
+from paddle_canary.analysis.judge import judge
+from paddle_canary.analysis.provider import MetricsProvider
+from paddle_canary.analysis.verdict import Verdict
+
+
+def thresholds_for(model: str, registry_root: Path | str | None = None,
+                   overrides: Mapping[str, Any] | None = None) -> GateConfig:
+    """The model card's gate defaults with a release's ``overrides`` applied, checked."""
+    from paddle_canary.registry import Registry
+
+    return GateConfig.from_dict(Registry(registry_root).model_defaults(model)["gates"], overrides)
+
+
+def analyze(provider: MetricsProvider, model: str, baseline: str, candidate: str,
+            config: GateConfig, *, start: float | None = None, end: float | None = None,
+            window_s: float | None = None) -> Verdict:
+    """Judge ``candidate`` against ``baseline`` over ``[start, end]`` (or the last ``window_s``)."""
+    end = time.time() if end is None else float(end)
+    base = provider.window_counts(model, baseline, start=start, end=end, window_s=window_s)
+    cand = provider.window_counts(model, candidate, start=start, end=end, window_s=window_s)
+    return judge(base, cand, config)

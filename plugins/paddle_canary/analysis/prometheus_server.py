@@ -1,0 +1,191 @@
+"""A local Prometheus for the one-machine stack and the tests: config, targets, start, stop.
+
+The scrape config comes from ``images/prometheus/prometheus.yml`` (file-based service
+discovery); :func:`render_config` points it at a local targets directory and sets the scrape
+interval. :func:`write_target` / :func:`remove_target` add and drop one version's serving
+processes: Prometheus notices the file change by itself, no restart or reload.
+
+:class:`PrometheusServer` runs ``prometheus`` on 127.0.0.1 with its own storage directory and
+``--web.enable-lifecycle`` (so ``POST /-/reload`` rereads the config), records its PID in
+``<workdir>/prometheus.pid`` and is stopped by that PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import yaml
+
+from paddle_canary import process
+from paddle_canary.errors import UserError
+
+TEMPLATE = Path(__file__).resolve().parents[3] / "images" / "prometheus" / "prometheus.yml"
+JOB = "paddle-canary-serving"
+
+
+def _duration(seconds: float) -> str:
+    return f"{max(1, int(round(seconds * 1000)))}ms"
+
+
+def render_config(targets_dir: Path | str, scrape_interval_s: float = 1.0,
+                  template: Path | str = TEMPLATE) -> str:
+    """The template with its file_sd path set to ``targets_dir/*.json`` and the interval set."""
+    if not scrape_interval_s > 0:
+        raise UserError(f"scrape interval must be > 0 seconds, got {scrape_interval_s!r}")
+    template = Path(template)
+    if not template.is_file():
+        raise UserError(f"Prometheus config template {template} is missing")
+    config = yaml.safe_load(template.read_text(encoding="utf-8"))
+    config.setdefault("global", {})
+    config["global"]["scrape_interval"] = _duration(scrape_interval_s)
+    config["global"]["scrape_timeout"] = _duration(scrape_interval_s * 0.8)
+    pattern = str(Path(targets_dir).resolve() / "*.json")
+    for job in config.get("scrape_configs", []):
+        for sd in job.get("file_sd_configs", []):
+            sd["files"] = [pattern]
+            sd["refresh_interval"] = _duration(max(scrape_interval_s, 1.0))
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def target_path(targets_dir: Path | str, model: str, version: str) -> Path:
+    return Path(targets_dir) / f"{model}--{version}.json"
+
+
+def write_target(targets_dir: Path | str, model: str, version: str,
+                 addresses: list[str]) -> Path:
+    """Scrape ``addresses`` (``host:port``) as ``model``/``version``; replaces its old file.
+
+    Written to a temporary name and renamed, so Prometheus never reads half a file.
+    """
+    from paddle_canary.registry import check_model_name, check_version_name
+
+    check_model_name(model)
+    check_version_name(version)
+    if not addresses or not all(isinstance(a, str) and ":" in a for a in addresses):
+        raise UserError(f"targets must be host:port strings, got {addresses!r}")
+    path = target_path(targets_dir, model, version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps([{"targets": list(addresses),
+                                "labels": {"model": model, "version": version}}]))
+    os.replace(tmp, path)
+    return path
+
+
+def remove_target(targets_dir: Path | str, model: str, version: str) -> bool:
+    """Stop scraping ``model``/``version``; False if it was not a target."""
+    try:
+        target_path(targets_dir, model, version).unlink()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+class PrometheusServer:
+    """One local Prometheus process under ``workdir`` (config, data/, log, pidfile; targets/
+    unless ``targets_dir`` is given). Another instance with the same ``workdir`` can stop it."""
+
+    def __init__(self, workdir: Path | str, port: int | None = None,
+                 scrape_interval_s: float = 1.0, binary: str = "prometheus",
+                 retention: str = "1d", targets_dir: Path | str | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.port = port or process.free_port()
+        self.scrape_interval_s = scrape_interval_s
+        self.binary = binary
+        self.retention = retention
+        self.config_path = self.workdir / "prometheus.yml"
+        self.targets_dir = Path(targets_dir) if targets_dir else self.workdir / "targets"
+        self.data_dir = self.workdir / "data"
+        self.log_path = self.workdir / "prometheus.log"
+        self.pid_path = self.workdir / "prometheus.pid"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return process.read_pidfile(self.pid_path)
+
+    def running(self) -> bool:
+        pid = self.pid
+        return pid is not None and process.pid_alive(pid)
+
+    def is_ready(self) -> bool:
+        import requests
+
+        try:
+            return requests.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def start(self, timeout: float = 30.0) -> "PrometheusServer":
+        """Render the config, start Prometheus and wait until ``/-/ready`` answers."""
+        exe = shutil.which(self.binary)
+        if exe is None:
+            raise UserError(f"'{self.binary}' not found: install Prometheus "
+                            "(Debian: apt-get install prometheus)")
+        if self.running():
+            raise UserError(f"Prometheus already runs from {self.workdir} "
+                            f"(pid {self.pid}); stop it first")
+        self.targets_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(render_config(self.targets_dir, self.scrape_interval_s))
+        proc = process.spawn([
+            exe, f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={self.data_dir}",
+            f"--storage.tsdb.retention.time={self.retention}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--web.enable-lifecycle", "--log.level=warn",
+        ], self.log_path, cwd=self.workdir)
+        self.pid_path.write_text(f"{proc.pid}\n")
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"Prometheus exited with {proc.returncode}: "
+                                   f"{self._log_tail()}")
+            return self.is_ready()
+
+        try:
+            process.wait_until(ready, timeout, what=f"Prometheus ready at {self.url}")
+        except (process.Timeout, RuntimeError):
+            self.stop()
+            raise
+        return self
+
+    def reload(self) -> None:
+        """Reread the config file (``POST /-/reload``); an invalid one keeps the old config."""
+        import requests
+
+        self.config_path.write_text(render_config(self.targets_dir, self.scrape_interval_s))
+        resp = requests.post(f"{self.url}/-/reload", timeout=10)
+        if resp.status_code != 200:
+            raise UserError(f"Prometheus refused the new config: {resp.text.strip()}")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop the process recorded in the pidfile (SIGTERM, then SIGKILL after ``timeout``)."""
+        pid = self.pid
+        if pid is not None:
+            process.stop_pid(pid, timeout=timeout)
+        self.pid_path.unlink(missing_ok=True)
+
+    def add_target(self, model: str, version: str, addresses: list[str]) -> Path:
+        return write_target(self.targets_dir, model, version, addresses)
+
+    def remove_target(self, model: str, version: str) -> bool:
+        return remove_target(self.targets_dir, model, version)
+
+    def __enter__(self) -> "PrometheusServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _log_tail(self, n: int = 800) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except FileNotFoundError:
+            return "(no log)"

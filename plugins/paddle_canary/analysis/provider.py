@@ -1,0 +1,163 @@
+"""Metric providers: a query in, numbers out, and ``is_online()`` (Flagger's RunQuery/IsOnline).
+
+:class:`PrometheusProvider` reads Prometheus' HTTP API through ``prometheus-api-client``.
+Connection settings come from the environment (``PADDLE_CANARY_PROMETHEUS_URL``) or from an
+Airflow connection-like object (``host``, ``port``, ``schema``); nothing is hard-coded.
+:meth:`MetricsProvider.window_counts` never raises for a missing or unreachable Prometheus: it
+returns :class:`NoData` with the reason, which the judge turns into *inconclusive*.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from abc import ABC, abstractmethod
+from typing import Any
+from urllib.parse import urlparse
+
+from paddle_canary.analysis import promql
+from paddle_canary.analysis.counts import NoData, WindowCounts
+from paddle_canary.errors import UserError
+
+ENV_URL = "PADDLE_CANARY_PROMETHEUS_URL"
+DEFAULT_TIMEOUT_S = 5.0
+
+
+class QueryError(RuntimeError):
+    """Prometheus could not be asked, or refused the query."""
+
+
+class MetricsProvider(ABC):
+    @abstractmethod
+    def query(self, promql_text: str) -> list[promql.Sample]:
+        """An instant query: ``[(labels, value), ...]``; raises :class:`QueryError`."""
+
+    @abstractmethod
+    def samples(self, promql_text: str) -> list[tuple[dict, list[float]]]:
+        """A range-vector query (``x[W] @ t``): ``[(labels, [value, ...]), ...]`` in time
+        order; raises :class:`QueryError`."""
+
+    @abstractmethod
+    def is_online(self) -> bool:
+        """True when the backend answers."""
+
+    def window_counts(self, model: str, version: str, *, start: float | None = None,
+                      end: float | None = None, window_s: float | None = None
+                      ) -> WindowCounts | NoData:
+        """``model``/``version``'s counts over ``[start, end]``, or the last ``window_s`` s.
+
+        ``end`` defaults to now; give ``start`` or ``window_s``.
+        """
+        end = time.time() if end is None else float(end)
+        if start is None:
+            if window_s is None or not window_s > 0:
+                raise UserError("give the window's start or a window length > 0 seconds")
+            start = end - float(window_s)
+        start = float(start)
+        if not end > start:
+            raise UserError(f"window end {end:.3f} must be after its start {start:.3f}")
+        queries = promql.window_queries(model, version, start, end)
+        try:
+            last = self.query(queries["end"])
+            if not last:
+                return NoData(model, version, f"no series for model={model} "
+                              f"version={version} between {start:.0f} and {end:.0f}",
+                              start, end)
+            first = self.query(queries["start"])
+            resets = self.query(queries["resets"])
+            restarted = sorted({promql.normalise(lab)["__name__"]
+                                for lab, v in resets if v > 0})
+            raw = [s for name in restarted
+                   for s in self.samples(promql.samples_query(name, model, version, start, end))]
+        except QueryError as exc:
+            return NoData(model, version, str(exc), start, end)
+        increases = promql.series_increases(last, first, resets, raw)
+        return promql.counts_from_increases(model, version, start, end, increases)
+
+
+class PrometheusProvider(MetricsProvider):
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT_S, retries: int = 1) -> None:
+        parsed = urlparse(url or "")
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise UserError(f"Prometheus URL must look like http://host:port, got {url!r}")
+        from prometheus_api_client import PrometheusConnect
+        from urllib3.util.retry import Retry
+
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._client = PrometheusConnect(
+            url=self.url, disable_ssl=True, timeout=timeout,
+            retry=Retry(total=retries, backoff_factor=0.2, status_forcelist=(502, 503, 504)))
+
+    def __repr__(self) -> str:
+        return f"PrometheusProvider({self.url!r})"
+
+    @classmethod
+    def from_env(cls, default: str | None = None, **kwargs: Any) -> "PrometheusProvider":
+        """From ``$PADDLE_CANARY_PROMETHEUS_URL`` (else ``default``; else a clear error)."""
+        url = os.environ.get(ENV_URL) or default
+        if not url:
+            raise UserError(f"set {ENV_URL} (e.g. http://127.0.0.1:9090) or pass --prometheus")
+        return cls(url, **kwargs)
+
+    @classmethod
+    def from_connection(cls, conn: Any, **kwargs: Any) -> "PrometheusProvider":
+        """From an object with ``host``, ``port`` and ``schema`` (an Airflow ``Connection``).
+
+        ``schema`` is the URL scheme (http by default); ``host`` may already carry one.
+        """
+        host = (getattr(conn, "host", None) or "").strip()
+        if not host:
+            raise UserError("the Prometheus connection has no host")
+        if "://" not in host:
+            host = f"{getattr(conn, 'schema', None) or 'http'}://{host}"
+        port = getattr(conn, "port", None)
+        if port:
+            host = f"{host.rstrip('/')}:{int(port)}"
+        return cls(host, **kwargs)
+
+    def _ask(self, promql_text: str) -> list[dict]:
+        import requests
+        from prometheus_api_client import PrometheusApiClientException
+
+        try:
+            return self._client.custom_query(promql_text)
+        except requests.RequestException as exc:
+            raise QueryError(f"Prometheus at {self.url} unreachable: "
+                             f"{type(exc).__name__}") from None
+        except PrometheusApiClientException as exc:
+            raise QueryError(f"Prometheus at {self.url} refused the query: {exc}") from None
+        except ValueError as exc:  # an answer that is not JSON
+            raise QueryError(f"Prometheus at {self.url} answered garbage: {exc}") from None
+
+    def query(self, promql_text: str) -> list[promql.Sample]:
+        out = []
+        for item in self._ask(promql_text):
+            if "value" not in item:
+                raise QueryError("expected an instant vector, got a range vector")
+            out.append((item.get("metric", {}), _float(item["value"][1])))
+        return out
+
+    def samples(self, promql_text: str) -> list[tuple[dict, list[float]]]:
+        out = []
+        for item in self._ask(promql_text):
+            if "values" not in item:
+                raise QueryError("expected a range vector, got an instant vector")
+            out.append((item.get("metric", {}), [_float(v) for _, v in item["values"]]))
+        return out
+
+    def is_online(self) -> bool:
+        import requests
+
+        try:
+            return requests.get(f"{self.url}/-/ready", timeout=self.timeout).status_code == 200
+        except requests.RequestException:
+            return False
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
