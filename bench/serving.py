@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import statistics
@@ -45,8 +46,14 @@ def wrk(url: str, lua: Path, duration: int, connections: int) -> dict:
         capture_output=True, text=True, check=True, timeout=duration + 30).stdout
     m = re.search(r"^RESULT (.*)$", out, re.M)
     n, dur_us, p50, p95, p99, bad_status, sock_err = (int(v) for v in m.group(1).split())
-    return {"rps": n / (dur_us / 1e6), "p50_ms": p50 / 1000, "p95_ms": p95 / 1000,
-            "p99_ms": p99 / 1000, "non_2xx": bad_status, "socket_errors": sock_err}
+    return {"requests": n, "rps": n / (dur_us / 1e6), "p50_ms": p50 / 1000,
+            "p95_ms": p95 / 1000, "p99_ms": p99 / 1000, "failed": bad_status + sock_err}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ready(url: str) -> bool:
@@ -54,15 +61,16 @@ def ready(url: str) -> bool:
         return resp.status == 200
 
 
-def run_server(argv, log: Path, ready_url: str, lua: Path, url: str, args) -> dict:
-    proc = spawn(argv, log)
-    try:
-        wait_until(lambda: proc.poll() is None and ready(ready_url), 60,
-                   what=f"{' '.join(argv[1:4])} ready (log: {log})")
-        wrk(url, lua, 2, args.connections)  # warm-up
-        return wrk(url, lua, args.duration, args.connections)
-    finally:
-        stop_pid(proc.pid)
+def measure(pid: int, url: str, lua: Path, args) -> dict:
+    """One wrk run, plus the server's CPU µs per request during it."""
+    cpu0 = cpu_seconds(pid)
+    result = wrk(url, lua, args.duration, args.connections)
+    result["cpu_us_per_req"] = (cpu_seconds(pid) - cpu0) / max(result["requests"], 1) * 1e6
+    return result
+
+
+def median_of(runs: list[dict]) -> dict:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
 def predictor_us(card, mkldnn: bool, batch: int, calls: int = 2000, repeats: int = 7) -> float:
@@ -86,7 +94,8 @@ def main() -> int:
     ap.add_argument("--model", default="risk-score")
     ap.add_argument("--version", default="v1")
     ap.add_argument("--registry", default=None)
-    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=16)
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -99,31 +108,51 @@ def main() -> int:
     lua = work / "post.lua"
     lua.write_text(LUA.format(body=json.dumps(body)))
 
-    results = {}
+    servers = {}
     port = free_port()
-    results["echo"] = run_server(
+    servers["echo"] = (
         [sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH), "echo_app:app",
          "--port", str(port), "--no-access-log", "--log-level", "warning"],
-        work / "echo.log", f"http://127.0.0.1:{port}/health", lua,
-        f"http://127.0.0.1:{port}/predict", args)
+        f"http://127.0.0.1:{port}/health", f"http://127.0.0.1:{port}/predict")
     port = free_port()
     serve = [sys.executable, "-m", "paddle_canary.cli", "serve", "--model", args.model,
              "--version", args.version, "--port", str(port), "--device", "cpu"]
     if args.registry:
         serve += ["--registry", args.registry]
-    results["serve"] = run_server(serve, work / "serve.log",
-                                  f"http://127.0.0.1:{port}/deep_health", lua,
-                                  f"http://127.0.0.1:{port}/predict", args)
-    # The echo route answers any path; check that the served answers were all 200.
-    print(f"wrk -t2 -c{args.connections} -d{args.duration}s, POST one reference row "
-          f"({len(body)} bytes), {args.model} {args.version}")
-    print(f"{'':22}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    servers["serve"] = (serve, f"http://127.0.0.1:{port}/deep_health",
+                        f"http://127.0.0.1:{port}/predict")
+    procs = {}
+    runs: dict[str, list[dict]] = {"echo": [], "serve": []}
+    load_before = os.getloadavg()[0]
+    try:
+        for name, (argv, ready_url, _) in servers.items():
+            procs[name] = spawn(argv, work / f"{name}.log")
+            wait_until(lambda: procs[name].poll() is None and ready(ready_url), 60,
+                       what=f"{name} ready (log: {work / name}.log)")
+        for name, (_, _, url) in servers.items():
+            wrk(url, lua, 2, args.connections)  # warm-up
+        for _ in range(args.rounds):  # alternate, so that load from elsewhere hits both
+            for name, (_, _, url) in servers.items():
+                runs[name].append(measure(procs[name].pid, url, lua, args))
+    finally:
+        for proc in procs.values():
+            stop_pid(proc.pid)
+    results = {name: median_of(r) for name, r in runs.items()}
+
+    print(f"wrk -t2 -c{args.connections} -d{args.duration}s x {args.rounds} alternating rounds "
+          f"(medians), POST one reference row ({len(body)} bytes), {args.model} {args.version}; "
+          f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'':22}{'req/s':>9}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}"
+          f"{'server CPU µs/req':>19}{'failed':>8}")
     for name, label in (("echo", "bare uvicorn echo"), ("serve", "paddle-canary serve")):
         r = results[name]
-        print(f"{label:22}{r['rps']:10.0f}{r['p50_ms']:9.2f}{r['p95_ms']:9.2f}"
-              f"{r['p99_ms']:9.2f}{r['non_2xx'] + r['socket_errors']:9d}")
-    ratio = results["serve"]["rps"] / results["echo"]["rps"]
-    print(f"throughput ratio serve/echo: {ratio:.2f} (goal >= 0.70)")
+        print(f"{label:22}{r['rps']:9.0f}{r['p50_ms']:8.2f}{r['p95_ms']:8.2f}{r['p99_ms']:8.2f}"
+              f"{r['cpu_us_per_req']:19.1f}{int(r['failed']):8d}")
+    print(f"serve/echo: throughput {results['serve']['rps'] / results['echo']['rps']:.2f} "
+          f"(goal >= 0.70); per-request CPU echo/serve "
+          f"{results['echo']['cpu_us_per_req'] / results['serve']['cpu_us_per_req']:.2f}")
+    print("per round req/s  echo: " + " ".join(f"{r['rps']:.0f}" for r in runs["echo"])
+          + "   serve: " + " ".join(f"{r['rps']:.0f}" for r in runs["serve"]))
 
     print("\npredictor alone, 1 math thread, median of 7 x 2000 calls (µs per call)")
     print(f"{'':14}{'batch 1':>10}{'batch 16':>10}")

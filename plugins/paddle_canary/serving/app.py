@@ -178,9 +178,9 @@ class ServingApp:
             return
         try:
             scores = await self.batcher.score(rows)
-            finite = np.isfinite(scores)
-            if not finite.all():
-                row = int(np.argmin(finite))
+            total = float(scores.sum(dtype=np.float64))  # NaN/inf anywhere -> total - total != 0
+            if total - total != 0.0:
+                row = int(np.argmin(np.isfinite(scores)))
                 raise FloatingPointError(f"the model returned a non-finite score "
                                          f"({scores[row]}) for row {row}")
         except Exception as exc:  # noqa: BLE001 - the model's fault, counted against it
@@ -191,7 +191,8 @@ class ServingApp:
                 latency_ms=round(seconds * 1000, 3),
                 exc_info=not isinstance(exc, FloatingPointError))
             return await self._send(send, 500, {"error": f"model error: {exc}"}, request_id)
-        decisions = [self.card.decision(s) for s in scores]
+        decide = self.card.decision
+        decisions = [decide(s) for s in scores.tolist()]
         if batch:
             payload = {"scores": scores, "decisions": decisions}
         else:

@@ -49,7 +49,8 @@ def serve(args) -> int:
 
     app = create_app(card, predictor)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False,
-                lifespan="on", server_header=False, timeout_graceful_shutdown=5)
+                lifespan="on", server_header=False, proxy_headers=False,
+                timeout_graceful_shutdown=5)
     return 0
 
 

@@ -21,8 +21,14 @@ LOGGER = "paddle_canary.serving"
 _OPT = orjson.OPT_SERIALIZE_NUMPY
 
 
+_second = [-1, ""]  # the last whole second formatted, and its text (formatting costs ~1 µs)
+
+
 def _timestamp(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+    sec = int(t)
+    if sec != _second[0]:
+        _second[:] = [sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))]
+    return f"{_second[1]}.{int((t - sec) * 1000):03d}Z"
 
 
 def json_line(t: float, level: str, logger: str, event: str, model: str, version: str,

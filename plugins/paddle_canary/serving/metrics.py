@@ -1,14 +1,25 @@
 """The Prometheus series one serving process exposes, with the names in ``telemetry``.
 
-A dedicated registry (no process/GC collectors) so that every series on ``/metrics`` carries
-``model`` and ``version``. Children are bound once at start-up; every counter series exists from
-the first scrape (at 0), so a rate over a quiet window is 0, not an empty result.
+Counts are plain numbers behind one lock per request, turned into metric families by a
+``prometheus_client`` collector at scrape time. (prometheus_client's own Histogram/Counter take a
+lock per observation and per label lookup: ~4 µs per request here, against ~1 µs for this.)
+Safe to update from several threads; a scrape sees one consistent snapshot.
+
+A dedicated registry (no process/GC collectors): every series on ``/metrics`` carries ``model``
+and ``version``. Every counter series exists from the first scrape (at 0), so a rate over a
+quiet window is 0, not an empty result.
 """
 
 from __future__ import annotations
 
+import threading
+from bisect import bisect_left
+
 import numpy as np
 import prometheus_client as prom
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
+                                    HistogramMetricFamily)
+from prometheus_client.utils import floatToGoString
 
 from paddle_canary import telemetry
 
@@ -17,54 +28,104 @@ DECISIONS = ("approve", "reject")
 CONTENT_TYPE = prom.CONTENT_TYPE_PLAIN_0_0_4
 
 
+class _Histogram:
+    """Counts per bucket (``le`` semantics: a value lands in the first edge >= it)."""
+
+    def __init__(self, edges: tuple[float, ...]):
+        self.edges = tuple(float(e) for e in edges)
+        self.counts = [0] * (len(self.edges) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.edges, value)] += 1
+        self.sum += value
+
+    def observe_many(self, values: np.ndarray) -> None:
+        idx = np.searchsorted(self.edges, values, side="left")
+        for i, n in zip(*np.unique(idx, return_counts=True)):
+            self.counts[int(i)] += int(n)
+        self.sum += float(np.sum(values, dtype=np.float64))
+
+    def buckets(self) -> list[tuple[str, int]]:
+        out, total = [], 0
+        for edge, n in zip((*self.edges, float("inf")), self.counts):
+            total += n
+            out.append((floatToGoString(edge), total))
+        return out
+
+
 class ServingMetrics:
     def __init__(self, model: str, version: str, content_hash: str, device: str):
-        prom.disable_created_metrics()  # no *_created series: nothing here needs them
-        self.registry = prom.CollectorRegistry(auto_describe=True)
-        labels = list(telemetry.LABELS)
-        values = (model, version)
-        latency = prom.Histogram(
-            telemetry.REQUEST_LATENCY, "Time to answer a /predict request (batch counts once).",
-            labels, buckets=telemetry.LATENCY_BUCKETS, registry=self.registry)
-        score = prom.Histogram(
-            telemetry.SCORE, "Scores returned, one observation per scored row.",
-            labels, buckets=telemetry.SCORE_BUCKETS, registry=self.registry)
-        decisions = prom.Counter(
-            telemetry.DECISIONS, "Decisions returned, one per scored row.",
-            labels + ["decision"], registry=self.registry)
-        requests = prom.Counter(
-            telemetry.REQUESTS, "/predict requests by outcome (invalid_input: the caller's "
-            "fault; error: the model's or the server's).",
-            labels + ["outcome"], registry=self.registry)
-        info = prom.Gauge(
-            telemetry.MODEL_INFO, "The model version this process serves (always 1).",
-            labels + ["content_hash", "device"], registry=self.registry)
-        info.labels(model, version, content_hash, device).set(1)
-        self.latency = latency.labels(*values)
-        self.score = score.labels(*values)
-        self.decisions = {d: decisions.labels(*values, d) for d in DECISIONS}
-        self.requests = {o: requests.labels(*values, o) for o in OUTCOMES}
+        self.labels = [model, version]
+        self.info_labels = [model, version, content_hash, device]
+        self.latency = _Histogram(telemetry.LATENCY_BUCKETS)
+        self.score = _Histogram(telemetry.SCORE_BUCKETS)
+        self.decisions = dict.fromkeys(DECISIONS, 0)
+        self.requests = dict.fromkeys(OUTCOMES, 0)
+        self._lock = threading.Lock()
+        self.registry = prom.CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
 
+    # --- updates -----------------------------------------------------------------------------
     def scored(self, scores: np.ndarray, decisions: list[str], seconds: float) -> None:
         """A request answered with ``scores``."""
-        for s in scores.tolist():
-            self.score.observe(s)
         n_reject = decisions.count("reject")
-        if n_reject:
-            self.decisions["reject"].inc(n_reject)
-        if len(decisions) - n_reject:
-            self.decisions["approve"].inc(len(decisions) - n_reject)
-        self.latency.observe(seconds)
-        self.requests["ok"].inc()
+        with self._lock:
+            if len(scores) == 1:
+                self.score.observe(float(scores[0]))
+            else:
+                self.score.observe_many(scores)
+            self.decisions["reject"] += n_reject
+            self.decisions["approve"] += len(decisions) - n_reject
+            self.latency.observe(seconds)
+            self.requests["ok"] += 1
 
     def failed(self, seconds: float) -> None:
         """A request the model or the server failed (counted against the model)."""
-        self.latency.observe(seconds)
-        self.requests["error"].inc()
+        with self._lock:
+            self.latency.observe(seconds)
+            self.requests["error"] += 1
 
     def refused(self) -> None:
         """A request refused as invalid input (not the model's fault; latency not observed)."""
-        self.requests["invalid_input"].inc()
+        with self._lock:
+            self.requests["invalid_input"] += 1
+
+    # --- exposition ----------------------------------------------------------------------------
+    def collect(self):
+        with self._lock:
+            families = self._families()
+        yield from families
+
+    def _families(self) -> list:
+        families = []
+        labels = list(telemetry.LABELS)
+        fam = HistogramMetricFamily(
+            telemetry.REQUEST_LATENCY, "Time to answer a /predict request (batch counts once).",
+            labels=labels)
+        fam.add_metric(self.labels, self.latency.buckets(), self.latency.sum)
+        families.append(fam)
+        fam = HistogramMetricFamily(
+            telemetry.SCORE, "Scores returned, one observation per scored row.", labels=labels)
+        fam.add_metric(self.labels, self.score.buckets(), self.score.sum)
+        families.append(fam)
+        fam = CounterMetricFamily(telemetry.DECISIONS, "Decisions returned, one per scored row.",
+                                  labels=labels + ["decision"])
+        for decision, n in self.decisions.items():
+            fam.add_metric(self.labels + [decision], n)
+        families.append(fam)
+        fam = CounterMetricFamily(
+            telemetry.REQUESTS, "/predict requests by outcome (invalid_input: the caller's "
+            "fault; error: the model's or the server's).", labels=labels + ["outcome"])
+        for outcome, n in self.requests.items():
+            fam.add_metric(self.labels + [outcome], n)
+        families.append(fam)
+        fam = GaugeMetricFamily(telemetry.MODEL_INFO,
+                                "The model version this process serves (always 1).",
+                                labels=labels + ["content_hash", "device"])
+        fam.add_metric(self.info_labels, 1)
+        families.append(fam)
+        return families
 
     def exposition(self) -> bytes:
         return prom.generate_latest(self.registry)

@@ -1,0 +1,179 @@
+"""Versions as local processes: one ``paddle-canary serve`` child per version, on a free port.
+
+State lives in ``<workdir>/endpoints.json`` (``{"<model>/<version>": {model, version, url, port,
+pid, log, started_at}}``), replaced atomically under a file lock, so another process (the CLI,
+an Airflow task) finds a version started here and stops it by PID. Logs go to
+``<workdir>/logs/<model>-<version>.log``. A PID is only trusted while ``/proc/<pid>/cmdline`` is
+still that ``serve`` command on that port (PIDs are reused).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from filelock import FileLock
+
+from paddle_canary.errors import UserError
+from paddle_canary.process import Timeout, free_port, pid_alive, spawn, stop_pid, wait_until
+from paddle_canary.registry import Registry
+from paddle_canary.runtime.base import Endpoint, Runtime
+
+STATE_FILE = "endpoints.json"
+LOCK_FILE = "endpoints.json.lock"
+STOP_TIMEOUT_S = 10.0
+
+
+class DeployError(UserError):
+    """A version did not start, or did not pass /deep_health in time (the log tail says why)."""
+
+
+def deep_health(url: str, timeout: float = 2.0) -> tuple[bool, str]:
+    """``(ok, detail)`` from ``GET <url>/deep_health``."""
+    try:
+        with urllib.request.urlopen(f"{url}/deep_health", timeout=timeout) as resp:
+            return resp.status == 200, "ok"
+    except urllib.error.HTTPError as exc:
+        try:
+            return False, json.loads(exc.read()).get("reason", f"HTTP {exc.code}")
+        except ValueError:
+            return False, f"HTTP {exc.code}"
+    except OSError as exc:
+        return False, f"not answering ({exc})"
+
+
+def log_tail(path: Path, lines: int = 12) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class LocalRuntime(Runtime):
+    def __init__(self, workdir: Path | str, registry_root: Path | str | None = None,
+                 host: str = "127.0.0.1", device: str = "cpu", threads: int = 1,
+                 start_timeout: float = 60.0):
+        self.workdir = Path(workdir)
+        self.registry_root = Path(registry_root) if registry_root else None
+        self.host, self.device, self.threads = host, device, threads
+        self.start_timeout = start_timeout
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.state_path = self.workdir / STATE_FILE
+        self._lock = FileLock(str(self.workdir / LOCK_FILE), timeout=STOP_TIMEOUT_S * 3)
+
+    # --- state file ----------------------------------------------------------------------
+    def _read(self) -> dict:
+        try:
+            return json.loads(self.state_path.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def _write(self, state: dict) -> None:
+        tmp = self.state_path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+        os.replace(tmp, self.state_path)
+
+    @staticmethod
+    def _ours(entry: dict) -> bool:
+        """The entry's PID is alive and still runs ``serve`` on the entry's port."""
+        pid = entry.get("pid")
+        if not pid or not pid_alive(pid):
+            return False
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except FileNotFoundError:
+            return False
+        except OSError:  # no /proc here: trust the PID
+            return True
+        return b"serve" in argv and str(entry["port"]).encode() in argv
+
+    @staticmethod
+    def _endpoint(entry: dict) -> Endpoint:
+        return Endpoint(entry["model"], entry["version"], entry["url"], entry["port"],
+                        entry.get("pid"))
+
+    # --- Runtime -------------------------------------------------------------------------
+    def deploy(self, model: str, version: str) -> Endpoint:
+        Registry(self.registry_root).card(model, version)  # unknown version: refused here
+        key = f"{model}/{version}"
+        proc = None
+        with self._lock:
+            state = self._read()
+            entry = state.get(key)
+            if not (entry and self._ours(entry)):
+                port = free_port(self.host)
+                log = self.workdir / "logs" / f"{model}-{version}.log"
+                argv = [sys.executable, "-m", "paddle_canary.cli", "serve", "--model", model,
+                        "--version", version, "--host", self.host, "--port", str(port),
+                        "--device", self.device, "--threads", str(self.threads)]
+                if self.registry_root:
+                    argv += ["--registry", str(self.registry_root)]
+                proc = spawn(argv, log)
+                entry = {"model": model, "version": version, "port": port, "pid": proc.pid,
+                         "url": f"http://{self.host}:{port}", "log": str(log),
+                         "started_at": time.time()}
+                state[key] = entry
+                self._write(state)
+        endpoint = self._endpoint(entry)
+        try:
+            self._wait_healthy(endpoint, Path(entry["log"]), proc)
+        except DeployError:
+            if proc is not None:  # we started it: stop it and forget it
+                self._forget(key, proc.pid)
+            raise
+        return endpoint
+
+    def _wait_healthy(self, endpoint: Endpoint, log: Path, proc) -> None:
+        last = ["starting"]
+
+        def ready():
+            if (proc.poll() is not None) if proc is not None else not pid_alive(endpoint.pid):
+                return "exited"
+            ok, last[0] = deep_health(endpoint.url)
+            return ok
+
+        what = f"{endpoint.model} {endpoint.version}"
+        try:
+            result = wait_until(ready, self.start_timeout, interval=0.1,
+                                what=f"/deep_health of {what}")
+        except Timeout:
+            raise DeployError(f"{what} did not pass /deep_health within "
+                              f"{self.start_timeout:.0f}s (last: {last[0]}); log {log}:\n"
+                              f"{log_tail(log)}") from None
+        if result == "exited":
+            code = proc.returncode if proc is not None else "?"
+            raise DeployError(f"{what} exited (status {code}) before answering /deep_health; "
+                              f"log {log}:\n{log_tail(log)}")
+
+    def _forget(self, key: str, pid: int) -> None:
+        with self._lock:
+            state = self._read()
+            entry = state.get(key)
+            if entry and entry.get("pid") == pid:
+                del state[key]
+                self._write(state)
+        stop_pid(pid, signal.SIGTERM, STOP_TIMEOUT_S)
+
+    def remove(self, model: str, version: str) -> None:
+        key = f"{model}/{version}"
+        with self._lock:
+            state = self._read()
+            entry = state.pop(key, None)
+            if entry is None:
+                return
+            if self._ours(entry):
+                stop_pid(entry["pid"], signal.SIGTERM, STOP_TIMEOUT_S)
+            self._write(state)
+
+    def endpoints(self) -> list[Endpoint]:
+        return [self._endpoint(e) for _, e in sorted(self._read().items()) if self._ours(e)]
+
+    def health(self, model: str, version: str) -> bool:
+        entry = self._read().get(f"{model}/{version}")
+        return bool(entry and self._ours(entry) and deep_health(entry["url"])[0])

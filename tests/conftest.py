@@ -1,0 +1,59 @@
+"""Fixtures shared by every test area.
+
+- ``registry_root``: the committed registry (``model_registry/``: risk-score v1, v2).
+- ``broken_registry_root``: the broken fixture models (``fixtures/broken_models/``).
+- ``serving_factory`` / ``module_serving_factory``: ``start(model, version, registry_root=None)
+  -> Endpoint`` starts ``paddle-canary serve`` through :class:`LocalRuntime` and returns once
+  the version answers ``/deep_health``; every process started is stopped by PID when the test
+  (or the module) ends.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def registry_root() -> Path:
+    return REPO / "model_registry"
+
+
+@pytest.fixture(scope="session")
+def broken_registry_root() -> Path:
+    return REPO / "fixtures" / "broken_models"
+
+
+def _serving(workdir: Path):
+    from paddle_canary.runtime.local import LocalRuntime
+
+    runtimes: list[LocalRuntime] = []
+
+    def start(model: str, version: str, registry_root: Path | None = None):
+        runtime = LocalRuntime(workdir / f"runtime-{len(runtimes)}", registry_root=registry_root)
+        runtimes.append(runtime)
+        return runtime.deploy(model, version)
+
+    def stop_all() -> None:
+        for runtime in runtimes:
+            for endpoint in runtime.endpoints():
+                runtime.remove(endpoint.model, endpoint.version)
+
+    return start, stop_all
+
+
+@pytest.fixture
+def serving_factory(tmp_path):
+    start, stop_all = _serving(tmp_path)
+    yield start
+    stop_all()
+
+
+@pytest.fixture(scope="module")
+def module_serving_factory(tmp_path_factory):
+    start, stop_all = _serving(tmp_path_factory.mktemp("serving"))
+    yield start
+    stop_all()
