@@ -34,18 +34,18 @@ class DeployError(UserError):
     """A version did not start, or did not pass /deep_health in time (the log tail says why)."""
 
 
-def deep_health(url: str, timeout: float = 2.0) -> tuple[bool, str]:
-    """``(ok, detail)`` from ``GET <url>/deep_health``."""
+def deep_health(url: str, timeout: float = 2.0) -> tuple[int | None, str]:
+    """``(HTTP status or None when not answering, detail)`` of ``GET <url>/deep_health``."""
     try:
         with urllib.request.urlopen(f"{url}/deep_health", timeout=timeout) as resp:
-            return resp.status == 200, "ok"
+            return resp.status, "ok"
     except urllib.error.HTTPError as exc:
         try:
-            return False, json.loads(exc.read()).get("reason", f"HTTP {exc.code}")
+            return exc.code, json.loads(exc.read()).get("reason", f"HTTP {exc.code}")
         except ValueError:
-            return False, f"HTTP {exc.code}"
+            return exc.code, f"HTTP {exc.code}"
     except OSError as exc:
-        return False, f"not answering ({exc})"
+        return None, f"not answering ({exc})"
 
 
 def log_tail(path: Path, lines: int = 12) -> str:
@@ -135,8 +135,10 @@ class LocalRuntime(Runtime):
         def ready():
             if (proc.poll() is not None) if proc is not None else not pid_alive(endpoint.pid):
                 return "exited"
-            ok, last[0] = deep_health(endpoint.url)
-            return ok
+            status, last[0] = deep_health(endpoint.url)
+            if status == 503:  # loaded, and scored its reference rows badly: waiting won't help
+                return "failing"
+            return status == 200
 
         what = f"{endpoint.model} {endpoint.version}"
         try:
@@ -146,6 +148,8 @@ class LocalRuntime(Runtime):
             raise DeployError(f"{what} did not pass /deep_health within "
                               f"{self.start_timeout:.0f}s (last: {last[0]}); log {log}:\n"
                               f"{log_tail(log)}") from None
+        if result == "failing":
+            raise DeployError(f"{what} fails /deep_health: {last[0]}; log {log}")
         if result == "exited":
             code = proc.returncode if proc is not None else "?"
             raise DeployError(f"{what} exited (status {code}) before answering /deep_health; "
@@ -176,4 +180,4 @@ class LocalRuntime(Runtime):
 
     def health(self, model: str, version: str) -> bool:
         entry = self._read().get(f"{model}/{version}")
-        return bool(entry and self._ours(entry) and deep_health(entry["url"])[0])
+        return bool(entry and self._ours(entry) and deep_health(entry["url"])[0] == 200)
