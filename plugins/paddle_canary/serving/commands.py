@@ -5,14 +5,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from paddle_canary.serving.predictor import DEVICES
 
 
+def _env_default(p: argparse.ArgumentParser, flag: str, env: str, **kwargs) -> None:
+    """An option that defaults to ``$env`` (the serving image sets them) and is required
+    only when the variable is unset."""
+    value = os.environ.get(env)
+    p.add_argument(flag, default=value, required=value is None,
+                   help=f"{kwargs.pop('help')} (default ${env})", **kwargs)
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="model name, e.g. risk-score")
-    p.add_argument("--version", required=True, help="version, e.g. v1")
+    _env_default(p, "--model", "PADDLE_CANARY_MODEL", help="model name, e.g. risk-score")
+    _env_default(p, "--version", "PADDLE_CANARY_VERSION", help="version, e.g. v1")
     p.add_argument("--registry", default=None,
                    help="registry root (default $PADDLE_CANARY_REGISTRY or <repo>/model_registry)")
     p.add_argument("--device", choices=DEVICES, default="auto",
@@ -23,7 +32,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 def add_commands(sub) -> None:
     p = sub.add_parser("serve", help="serve one model version over HTTP (Paddle Inference)")
     _model_args(p)
-    p.add_argument("--port", type=int, required=True)
+    _env_default(p, "--port", "PADDLE_CANARY_PORT", type=int, help="TCP port")
     p.add_argument("--host", default="127.0.0.1")
     p.set_defaults(func=serve)
     p = sub.add_parser("validate", help="load a version, score its reference rows, print JSON; "
