@@ -6,8 +6,10 @@ import http.client
 import json
 import signal
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -173,3 +175,41 @@ def test_cli_gateway_runs_in_the_foreground_and_sigterm_stops_nginx(serving_pair
             process.stop_pid(proc.pid, signal.SIGKILL, 5)
     assert not process.pid_alive(nginx_pid)
     assert not process.port_open(port)
+
+
+@pytest.fixture
+def stub_upstream(tmp_path):
+    """Start ``stub_upstream.py`` in a mode; returns its URL. Stopped by PID afterwards."""
+    procs = []
+
+    def start(mode: str) -> str:
+        port = process.free_port()
+        procs.append(process.spawn([sys.executable, str(Path(__file__).with_name("stub_upstream.py")),
+                                    str(port), mode], tmp_path / f"stub-{mode}.log"))
+        process.wait_until(lambda: process.port_open(port), 20, what=f"stub {mode} up")
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for proc in procs:
+        process.stop_pid(proc.pid, signal.SIGKILL, 5)
+
+
+@pytest.mark.parametrize("mode", ["503", "hang"])
+def test_candidate_answering_503_or_hanging_is_answered_by_stable(
+        serving_pair, gateway_factory, stub_upstream, reference_rows, mode):
+    stable, _ = serving_pair
+    gateway = gateway_factory(stable.url, stub_upstream(mode), weight=100, read_timeout_s=1)
+    for i in range(5):
+        status, version, body = predict(gateway.url, f"user-{i:06d}", reference_rows[i])
+        assert (status, version, body["model_version"]) == (200, STABLE, STABLE)
+    entries = wait_for_log(gateway.access_log, 5)
+    assert all(e["route"] == "candidate" and e["served_by"] == "stable" for e in entries)
+    assert gateway.route_counts()["fallback"] == 5
+
+
+def test_response_names_no_version_when_nginx_answers_itself(gateway_factory, reference_rows):
+    dead = f"http://127.0.0.1:{process.free_port()}"
+    gateway = gateway_factory(dead, f"http://127.0.0.1:{process.free_port()}", weight=50)
+    for user in ("user-000001", "user-000002", None):
+        status, version, _ = predict(gateway.url, user, reference_rows[0])
+        assert status == 502 and version == "none"

@@ -59,7 +59,8 @@ def predict(url: str, user_id: str | None, features, conn: http.client.HTTPConne
         conn.request("POST", "/predict", body=body, headers=headers)
         resp = conn.getresponse()
         data = resp.read()
-        return resp.status, resp.getheader("X-Model-Version"), json.loads(data or b"{}")
+        is_json = (resp.getheader("Content-Type") or "").startswith("application/json")
+        return resp.status, resp.getheader("X-Model-Version"), json.loads(data) if is_json else {}
     finally:
         if own:
             conn.close()
