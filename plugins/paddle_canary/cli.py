@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "paddle_canary.registry.commands",
     "paddle_canary.serving.commands",
     "paddle_canary.traffic.commands",
+    "paddle_canary.loadgen.commands",
     "paddle_canary.analysis.commands",
     "paddle_canary.release_commands",
     "paddle_canary.report.commands",
