@@ -74,6 +74,11 @@ def test_no_series_unreachable_and_stopped_prometheus_are_no_data(prometheus, ex
     provider = PrometheusProvider(prometheus.url)
     none = provider.window_counts("m", "never-deployed", window_s=30)
     assert isinstance(none, NoData) and "no series" in none.reason
+    assert "no scrape target" in none.reason
+    prometheus.add_target("m", "down", ["127.0.0.1:1"])       # nothing listens there
+    wait_scraped(provider, 'up{version="down"}', 0.0)
+    down = provider.window_counts("m", "down", window_s=30)
+    assert isinstance(down, NoData) and "up=0" in down.reason
 
     gone = PrometheusProvider("http://127.0.0.1:1", timeout=1, retries=0)
     assert not gone.is_online()

@@ -71,7 +71,7 @@ def _per_metric(function: str, model: str, version: str, start: float, end: floa
 
 
 def window_queries(model: str, version: str, start: float, end: float) -> dict[str, str]:
-    """The queries ``end``, ``start`` and ``resets`` for one version's window."""
+    """The queries ``end``, ``start``, ``resets`` and ``up`` for one version's window."""
     if not end > start:
         raise ValueError(f"window end {end} must be after its start {start}")
     names = "|".join(METRICS)
@@ -80,6 +80,9 @@ def window_queries(model: str, version: str, start: float, end: float) -> dict[s
         "start": (f'{{__name__=~{quote(names)},model={quote(model)},'
                   f'version={quote(version)}}} @ {start:.3f}'),
         "resets": _per_metric("resets", model, version, start, end),
+        # the scrape target's health over the window (target labels carry model/version)
+        "up": (f"max_over_time(up{selector(model, version)}[{duration(end - start)}] "
+               f"@ {end:.3f})"),
     }
 
 

@@ -61,9 +61,12 @@ class MetricsProvider(ABC):
         try:
             last = self.query(queries["end"])
             if not last:
-                return NoData(model, version, f"no series for model={model} "
-                              f"version={version} between {start:.0f} and {end:.0f}",
-                              start, end)
+                up = self.query(queries["up"])
+                why = ("no scrape target has these labels" if not up else
+                       "its scrapes failed throughout the window (up=0)"
+                       if max(v for _, v in up) == 0 else "no serving series in it")
+                return NoData(model, version, f"no series for model={model} version={version} "
+                              f"between {start:.0f} and {end:.0f}: {why}", start, end)
             first = self.query(queries["start"])
             resets = self.query(queries["resets"])
             restarted = sorted({promql.normalise(lab)["__name__"]
