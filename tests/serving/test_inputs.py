@@ -18,15 +18,16 @@ def body(**doc) -> bytes:
     return json.dumps(doc).encode()
 
 
-def test_single_row_parses_to_float32():
+def test_single_row_parses_to_one_row_of_numbers():
     uid, rows = parse_single(body(user_id="u1", features=[1] * 15 + [0.25] * 15), N)
     assert uid == "u1"
-    assert rows.dtype == np.float32 and rows.shape == (1, N)
+    assert np.array(rows, dtype=np.float32).shape == (1, N)
+    assert rows[0][:2] == [1, 1] and rows[0][-1] == 0.25
 
 
 def test_batch_parses_every_row():
     uid, rows = parse_batch(body(user_id="u1", instances=[ROW, ROW, ROW]), N)
-    assert rows.shape == (3, N)
+    assert np.array(rows, dtype=np.float32).shape == (3, N)
 
 
 def test_extra_fields_are_ignored():

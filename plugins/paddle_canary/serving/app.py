@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import time
 
@@ -178,11 +179,12 @@ class ServingApp:
             return
         try:
             scores = await self.batcher.score(rows)
-            total = float(scores.sum(dtype=np.float64))  # NaN/inf anywhere -> total - total != 0
-            if total - total != 0.0:
-                row = int(np.argmin(np.isfinite(scores)))
-                raise FloatingPointError(f"the model returned a non-finite score "
-                                         f"({scores[row]}) for row {row}")
+            total = sum(scores)
+            if total - total != 0.0:  # NaN or inf somewhere (or an overflowing sum): look
+                bad = [i for i, s in enumerate(scores) if not math.isfinite(s)]
+                if bad:
+                    raise FloatingPointError(f"the model returned a non-finite score "
+                                             f"({scores[bad[0]]}) for row {bad[0]}")
         except Exception as exc:  # noqa: BLE001 - the model's fault, counted against it
             seconds = time.perf_counter() - t0
             self.metrics.failed(seconds)
@@ -192,7 +194,7 @@ class ServingApp:
                 exc_info=not isinstance(exc, FloatingPointError))
             return await self._send(send, 500, {"error": f"model error: {exc}"}, request_id)
         decide = self.card.decision
-        decisions = [decide(s) for s in scores.tolist()]
+        decisions = [decide(s) for s in scores]
         if batch:
             payload = {"scores": scores, "decisions": decisions}
         else:
@@ -220,7 +222,7 @@ class ServingApp:
         except Exception as exc:  # noqa: BLE001
             return f"inference failed: {type(exc).__name__}: {exc}"
         for i, s in enumerate(scores.tolist()):
-            if not np.isfinite(s):
+            if not math.isfinite(s):
                 return f"reference row {i} scored {s}: not finite"
             if not 0.0 <= s <= 1.0:
                 return f"reference row {i} scored {s}: outside [0, 1]"

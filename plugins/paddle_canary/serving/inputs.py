@@ -74,19 +74,19 @@ def row_of(values: object, n_features: int, where: str) -> list:
     return values
 
 
-def parse_single(body: bytes, n_features: int) -> tuple[str, np.ndarray]:
-    """``(user_id, rows of shape (1, n_features))`` from a single-prediction body."""
+def parse_single(body: bytes, n_features: int) -> tuple[str, list[list]]:
+    """``(user_id, [row])`` from a single-prediction body; a row is ``n_features`` numbers."""
     doc = parse_json(body)
     uid = user_id_of(doc)
     if "features" not in doc:
         hint = " (batches go to /predict/batch)" if "instances" in doc else ""
         raise InvalidInput(f"missing field 'features'{hint}")
     row = row_of(doc["features"], n_features, "features")
-    return uid, np.array([row], dtype=np.float32)
+    return uid, [row]
 
 
-def parse_batch(body: bytes, n_features: int) -> tuple[str, np.ndarray]:
-    """``(user_id, rows of shape (n, n_features))`` from a batch body."""
+def parse_batch(body: bytes, n_features: int) -> tuple[str, list[list]]:
+    """``(user_id, rows)`` from a batch body; each row is ``n_features`` numbers."""
     doc = parse_json(body)
     uid = user_id_of(doc)
     if "instances" not in doc:
@@ -99,4 +99,4 @@ def parse_batch(body: bytes, n_features: int) -> tuple[str, np.ndarray]:
         raise InvalidInput(f"'instances' has {len(inst)} rows; at most {MAX_BATCH_ROWS} "
                            "per request")
     rows = [row_of(r, n_features, f"instances[{i}]") for i, r in enumerate(inst)]
-    return uid, np.array(rows, dtype=np.float32)
+    return uid, rows

@@ -42,12 +42,21 @@ class ModelSpec(Protocol):
 
 
 def import_paddle_inference():
-    """Import ``paddle.inference`` quietly (no glog INFO lines, no ccache warning)."""
+    """Import ``paddle.inference`` quietly (no glog INFO lines, no ccache warning) and switch
+    off the executor's eager garbage collection.
+
+    With it on (Paddle's default), every op hands its dead intermediate tensors to a spinning
+    helper thread; for a network this small that costs more than the inference itself
+    (measured: 46 -> 19 µs CPU per call, and no second busy thread). Off, a predictor keeps its
+    intermediate buffers between runs and reuses them: memory stays bounded by the largest batch
+    it has seen. The flag is process-wide; serving processes only run inference.
+    """
     os.environ.setdefault("GLOG_minloglevel", "2")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import paddle
         import paddle.inference
+    paddle.set_flags({"FLAGS_eager_delete_tensor_gb": -1.0})
     return paddle, paddle.inference
 
 
