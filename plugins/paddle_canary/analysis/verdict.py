@@ -25,10 +25,12 @@ def combine(statuses: Iterable[str]) -> str:
 
 
 def _num(x: Any) -> Any:
-    """JSON has no NaN/inf: write them as null."""
-    if isinstance(x, float) and not math.isfinite(x):
+    """A plain float for JSON (numpy scalars are not serialisable by Airflow's triggerer or
+    json); JSON has no NaN/inf: write them as null."""
+    if x is None:
         return None
-    return x
+    x = float(x)
+    return x if math.isfinite(x) else None
 
 
 def _unnum(x: Any) -> float:
@@ -88,7 +90,7 @@ class GateResult:
         return {
             "gate": self.gate, "status": self.status, "effect": _num(self.effect),
             "interval": [_num(v) for v in self.interval],
-            "samples": {"baseline": self.samples[0], "candidate": self.samples[1]},
+            "samples": {"baseline": _num(self.samples[0]), "candidate": _num(self.samples[1])},
             "reason": self.reason, "thresholds": dict(self.thresholds),
             "checks": [c.to_dict() for c in self.checks],
             "details": {k: _num(v) for k, v in self.details.items()},
