@@ -34,7 +34,12 @@ class DeployError(UserError):
     """A version did not start, or did not pass /deep_health in time (the log tail says why)."""
 
 
-def deep_health(url: str, timeout: float = 2.0) -> tuple[int | None, str]:
+# /deep_health scores every reference row: about 3.5 s for a model 25 ms per row (bad-slow)
+# on a loaded 2-core machine, so the probe waits longer than a plain liveness check would.
+DEEP_HEALTH_TIMEOUT_S = 15.0
+
+
+def deep_health(url: str, timeout: float = DEEP_HEALTH_TIMEOUT_S) -> tuple[int | None, str]:
     """``(HTTP status or None when not answering, detail)`` of ``GET <url>/deep_health``."""
     try:
         with urllib.request.urlopen(f"{url}/deep_health", timeout=timeout) as resp:
