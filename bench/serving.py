@@ -1,10 +1,12 @@
 """Serving figures: /predict of `paddle-canary serve` against a bare uvicorn echo app.
 
-    .venv/bin/python bench/serving.py [--model risk-score --version v1 --duration 10]
+    .venv/bin/python bench/serving.py [--model risk-score --version v1 --duration 10 --rounds 3]
 
-Both servers run in this run, one after the other, with the same load (wrk, 2 threads,
-16 connections, the same JSON body: a reference row of the model). Then the predictor alone:
-median µs per call at batch 1 and 16, oneDNN off and on. Prints a table; nothing is asserted.
+Both servers run in this run with the same load (wrk, 2 threads, 16 connections, the same JSON
+body: a reference row of the model), in alternating rounds so that load from elsewhere on the
+machine hits both; medians are printed, with each server's CPU time per request (steadier than
+req/s on a shared machine). Then the predictor alone: median µs per call at batch 1 and 16,
+oneDNN off and on. Prints tables; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -138,6 +140,10 @@ def main() -> int:
         for proc in procs.values():
             stop_pid(proc.pid)
     results = {name: median_of(r) for name, r in runs.items()}
+    stopping = [json.loads(ln) for ln in (work / "serve.log").read_text().splitlines()
+                if '"stopping"' in ln]
+    rows_per_call = (stopping[-1]["rows_scored"] / max(stopping[-1]["predictor_calls"], 1)
+                     if stopping else float("nan"))
 
     print(f"wrk -t2 -c{args.connections} -d{args.duration}s x {args.rounds} alternating rounds "
           f"(medians), POST one reference row ({len(body)} bytes), {args.model} {args.version}; "
@@ -153,6 +159,7 @@ def main() -> int:
           f"{results['echo']['cpu_us_per_req'] / results['serve']['cpu_us_per_req']:.2f}")
     print("per round req/s  echo: " + " ".join(f"{r['rps']:.0f}" for r in runs["echo"])
           + "   serve: " + " ".join(f"{r['rps']:.0f}" for r in runs["serve"]))
+    print(f"serve: {rows_per_call:.1f} rows per Paddle call on average (micro-batching)")
 
     print("\npredictor alone, 1 math thread, median of 7 x 2000 calls (µs per call)")
     print(f"{'':14}{'batch 1':>10}{'batch 16':>10}")
