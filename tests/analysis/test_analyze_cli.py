@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from conftest import wait_scraped
+from analysis_live import wait_scraped
 
 from paddle_canary.analysis.provider import PrometheusProvider
 from paddle_canary.cli import main

@@ -40,6 +40,7 @@ def test_thresholds_come_from_the_model_card():
     ({"latency_p95": {"max_ms": "80"}}, "gates.latency_p95.max_ms"),
     ({"latency_p95": {"max_ms": True}}, "gates.latency_p95.max_ms"),
     ({"latency_p95": {"max_ratio": 0.9}}, "gates.latency_p95.max_ratio"),
+    ({"latency_p95": {"min_delta_ms": -1}}, "gates.latency_p95.min_delta_ms"),
     ({"score_distribution": {"max_psi": 0}}, "gates.score_distribution.max_psi"),
     ({"score_distribution": {"max_mean_rel_diff": 5}},
      "gates.score_distribution.max_mean_rel_diff"),

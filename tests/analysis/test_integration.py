@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import wait_scraped
-from serving_helpers import BROKEN, MODEL, Serving, Traffic, copy_as_version, poll
+from analysis_live import wait_scraped
+from analysis_serving import BROKEN, MODEL, Serving, Traffic, copy_as_version, poll
 
 from paddle_canary.analysis import GateConfig, PrometheusProvider, analyze, thresholds_for
 from paddle_canary.analysis.prometheus_server import PrometheusServer

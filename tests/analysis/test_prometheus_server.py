@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import scraped_value, wait_scraped
+from analysis_live import scraped_value, wait_scraped
 
 from paddle_canary import process
 from paddle_canary.analysis.prometheus_server import (

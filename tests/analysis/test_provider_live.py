@@ -7,7 +7,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from conftest import wait_scraped
+from analysis_live import wait_scraped
 
 from paddle_canary import telemetry
 from paddle_canary.analysis import GateConfig, NoData, PrometheusProvider, analyze

@@ -20,7 +20,10 @@ GATES = ("score_distribution", "rejection_rate", "latency_p95", "errors")
 DEFAULTS: dict[str, Any] = {
     "score_distribution": {"max_mean_rel_diff": 0.05, "max_psi": 0.1},
     "rejection_rate": {"max_abs_diff_pp": 1.0},
-    "latency_p95": {"max_ms": 80.0, "max_ratio": 1.2},
+    # The ratio is not held against differences under min_delta_ms: below that, P95s differ by
+    # scheduling noise (a 5 % canary process is "colder" than a busy stable one) and by the
+    # histogram's resolution (buckets 0.5-1 ms wide under 5 ms), not by the model.
+    "latency_p95": {"max_ms": 80.0, "max_ratio": 1.2, "min_delta_ms": 2.0},
     # A burst: at least burst_min_errors errors making up at least burst_min_rate_pp percent of
     # the candidate's requests (while stable stays below that rate) fails at once.
     "errors": {"max_abs_diff_pp": 0.5, "burst_min_errors": 5, "burst_min_rate_pp": 20.0},
@@ -41,6 +44,7 @@ _RULES: dict[str, dict[str, tuple]] = {
     "latency_p95": {
         "max_ms": (lambda v: v > 0, "milliseconds, greater than 0"),
         "max_ratio": (lambda v: v >= 1, "a ratio of at least 1"),
+        "min_delta_ms": (lambda v: v >= 0, "milliseconds, 0 or more"),
     },
     "errors": {
         "max_abs_diff_pp": (lambda v: 0 < v <= 100, "percentage points in (0, 100]"),
@@ -73,6 +77,7 @@ class RejectionGate:
 class LatencyGate:
     max_ms: float
     max_ratio: float
+    min_delta_ms: float
 
 
 @dataclass(frozen=True)

@@ -155,20 +155,23 @@ def latency_p95(b: WindowCounts, c: WindowCounts, cfg: GateConfig) -> GateResult
 
     "P95 <= T" is "at most 5 % of requests take longer than T", a proportion: an exact
     beta-binomial sequence on the candidate's share above ``T`` needs no distributional
-    assumption and is valid from the first request. Histogram counts above ``T`` are
-    interpolated linearly inside a bucket (exact when ``T`` is a bucket edge, as 80 ms is).
-    For the ratio, stable's P95 is itself bracketed by a sequence (Howard & Ramdas,
-    "Sequential estimation of quantiles with applications to A/B-testing and best-arm
-    identification", Bernoulli 28(3), 2022): fail needs the share above ``max_ratio`` x the
-    *upper* end to exceed 5 %, pass needs the share above ``max_ratio`` x the *lower* end to
-    stay under it.
+    assumption and is valid from the first request. 80 ms is a bucket edge, so that count is
+    exact. For the ratio, ``T = max(max_ratio * P95_stable, P95_stable + min_delta_ms)``;
+    stable's P95 is bracketed by a sequence (Howard & Ramdas, "Sequential estimation of
+    quantiles with applications to A/B-testing and best-arm identification", Bernoulli 28(3),
+    2022) and interpolated inside its bucket as ``histogram_quantile`` does. To *fail*, the
+    candidate's share above the first bucket edge at or above ``T`` (from the upper end of
+    stable's P95) must exceed 5 %: an exact count, no assumption about where in a bucket its
+    requests fall. To *pass*, its share above ``T`` (from the lower end), interpolated inside
+    the bucket, must stay under 5 %.
     """
     g = cfg.latency_p95
     alpha = cfg.alpha / N_SEQUENCES
     edges = telemetry.LATENCY_BUCKETS
     nb, nc = float(sum(b.latency_buckets)), float(sum(c.latency_buckets))
     tail = 1 - P95
-    thresholds = {"max_ms": g.max_ms, "max_ratio": g.max_ratio, "min_samples": cfg.min_samples}
+    thresholds = {"max_ms": g.max_ms, "max_ratio": g.max_ratio, "min_delta_ms": g.min_delta_ms,
+                  "min_samples": cfg.min_samples}
     p95_b = stats.quantile(b.latency_buckets, edges, P95) * 1000
     p95_c = stats.quantile(c.latency_buckets, edges, P95) * 1000
     details = {"baseline_p95_ms": p95_b, "candidate_p95_ms": p95_c}
@@ -190,18 +193,22 @@ def latency_p95(b: WindowCounts, c: WindowCounts, cfg: GateConfig) -> GateResult
         text += f" (min_samples {cfg.min_samples})"
     checks.append(Check("p95_under_max_ms", status, share, (lo, hi), tail, "share", text))
 
-    # relative: share of candidate requests above max_ratio x stable's P95
+    # relative: share of candidate requests above max(max_ratio x stable P95, + min_delta_ms)
+    def limit(p95_s: float) -> float:
+        return max(g.max_ratio * p95_s, p95_s + g.min_delta_ms / 1000)
+
     if nb < cfg.min_samples or nc == 0:
         checks.append(Check("p95_ratio", INCONCLUSIVE, math.nan, (math.nan, math.nan), tail,
                             "share", f"stable has {nb:.0f} requests, candidate {nc:.0f} "
                             f"(min_samples {cfg.min_samples} for stable's P95)"))
     else:
         lvl_lo, lvl_hi = stats.beta_binomial_cs(P95 * nb, nb, alpha)
-        t_pass = g.max_ratio * stats.quantile(b.latency_buckets, edges, lvl_lo)
-        t_fail = g.max_ratio * stats.quantile(b.latency_buckets, edges, lvl_hi)
+        t_pass = limit(stats.quantile(b.latency_buckets, edges, lvl_lo))
+        t_fail = stats.edge_at_or_above(
+            edges, limit(stats.quantile(b.latency_buckets, edges, lvl_hi)))
         ks = [stats.count_above(c.latency_buckets, edges, t) for t in (t_fail, t_pass)]
         (lo_f, _), (_, hi_p) = zip(*stats.beta_binomial_cs(np.array(ks), nc, alpha))
-        t_point = g.max_ratio * p95_b / 1000
+        t_point = limit(p95_b / 1000)
         share = stats.count_above(c.latency_buckets, edges, t_point) / nc
         if lo_f > tail:
             status = FAIL
@@ -213,8 +220,9 @@ def latency_p95(b: WindowCounts, c: WindowCounts, cfg: GateConfig) -> GateResult
         checks.append(Check(
             "p95_ratio", status, share, (lo_f, hi_p), tail, "share",
             f"P95 {p95_c:.1f} ms vs stable {p95_b:.1f} ms (x{ratio:.2f}); {share:.1%} of "
-            f"candidate requests above {g.max_ratio:g}x stable P95 = {t_point * 1000:.1f} ms "
-            f"(CS {lo_f:.1%}..{hi_p:.1%}), limit {tail:.0%}"))
+            f"candidate requests above max({g.max_ratio:g}x stable P95, +{g.min_delta_ms:g} ms)"
+            f" = {t_point * 1000:.1f} ms (CS {lo_f:.1%}..{hi_p:.1%}; fail counted above "
+            f"{t_fail * 1000:g} ms), limit {tail:.0%}"))
         details["p95_ratio"] = ratio
     return _gate("latency_p95", checks, (nb, nc), thresholds, details)
 

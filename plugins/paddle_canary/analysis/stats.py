@@ -281,6 +281,14 @@ def quantile(counts, edges, q: float) -> float:
     return float(lower[i] + (upper[i] - lower[i]) * inside)
 
 
+def edge_at_or_above(edges, x: float) -> float:
+    """The smallest bucket edge >= ``x`` (``inf`` beyond the last): counts above it are exact."""
+    for e in edges:
+        if e >= x:
+            return float(e)
+    return math.inf
+
+
 def count_above(counts, edges, x: float) -> float:
     """How many observations exceed ``x``; within a bucket the count is interpolated linearly.
 
