@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from paddle_canary.registry import ModelCard, Registry
-from paddle_canary.serving.predictor import ModelLoadError, Predictor
+from paddle_canary.serving.predictor import ModelLoadError, Predictor, import_paddle_inference
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,7 @@ def predictor(v1):
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
 def test_scores_equal_paddle_jit_load(registry_root, version):
-    import paddle
-
+    paddle, _ = import_paddle_inference()  # quietly
     card = Registry(registry_root).card("risk-score", version)
     rows = card.reference_inputs()
     layer = paddle.jit.load(str(card.path / "model"))
@@ -38,8 +37,7 @@ def test_scores_equal_paddle_jit_load(registry_root, version):
 
 
 def test_device_is_cpu_without_a_gpu(predictor, v1):
-    import paddle
-
+    paddle, _ = import_paddle_inference()
     if paddle.is_compiled_with_cuda():
         pytest.skip("this Paddle build has CUDA")
     assert predictor.device == "cpu"
