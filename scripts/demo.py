@@ -27,8 +27,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
 
+import logging  # noqa: E402
+
 from paddle_canary import process  # noqa: E402
 from paddle_canary.localstack.stack import LocalStack, StackPorts  # noqa: E402
+
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 MODEL = "risk-score"
 BROKEN = "bad-slow"
@@ -45,6 +49,21 @@ def release_request(version: str, args) -> dict:
             "gates": {"min_samples": args.min_samples}}
 
 
+def rolled_back(run_id: str) -> bool:
+    """The rollback has finished its work (the rest of the graph is only being marked)."""
+    from paddle_canary.release import controller
+    events = controller.events({"model": MODEL, "run_id": run_id})
+    return any(e["event"] == "finished" and e.get("outcome") != "promoted" for e in events)
+
+
+def asked_a_while_ago(item: dict, seconds: float = 2.0) -> bool:
+    """Answer like a person, not within the first seconds: Airflow 3.3 can fail an approval
+    answered within about a second of being asked (see ReleaseApprovalOperator)."""
+    from datetime import datetime, timezone
+    created = datetime.fromisoformat(item["created_at"].replace("Z", "+00:00"))
+    return (datetime.now(timezone.utc) - created).total_seconds() >= seconds
+
+
 def drive(client, run_id: str, timeout: float) -> dict:
     """Follow a run to its end, answering each approval it asks for."""
     deadline = time.monotonic() + timeout
@@ -59,7 +78,7 @@ def drive(client, run_id: str, timeout: float) -> dict:
             seen_states[task] = state
         for item in client.pending_approvals(run_id):
             task = item["task_instance"]["task_id"]
-            if task in answered:
+            if task in answered or not asked_a_while_ago(item):
                 continue
             log(f"  approval asked: {item.get('subject')}")
             log(f"    Required Actions page: {client.required_actions_url(run_id, task)}")
@@ -67,7 +86,7 @@ def drive(client, run_id: str, timeout: float) -> dict:
             answered.add(task)
             log("    answered Approve over the REST API")
         run = client.run(run_id)
-        if run["state"] in ("success", "failed"):
+        if run["state"] in ("success", "failed") or rolled_back(run_id):
             return run
         time.sleep(1.0)
     raise TimeoutError(f"run {run_id} did not finish within {timeout:.0f}s")
@@ -76,7 +95,12 @@ def drive(client, run_id: str, timeout: float) -> dict:
 def summarise(stack: LocalStack, run_id: str, run: dict) -> dict:
     from paddle_canary.release import journal
     events = journal.read(journal.journal_path(stack.home, MODEL, run_id))
-    plan = next(e["plan"] for e in events if e["event"] == "plan")
+    plan = next((e["plan"] for e in events if e["event"] == "plan"), None)
+    if plan is None:
+        return {"candidate": run_id, "baseline": None, "dag_run": run["state"],
+                "outcome": "refused", "steps_reached": [], "reason": "see the Airflow log",
+                "fault_visible_to_weight0_s": None, "failing_verdict_to_weight0_s": None,
+                "report": ""}
     weights = [e["weight"] for e in events if e["event"] == "weight"]
     first_traffic = next((e["ts"] for e in events if e["event"] == "weight" and e["weight"] > 0), None)
     first_fail = next((e["ts"] for e in events if e["event"] == "look"
@@ -98,10 +122,10 @@ def summarise(stack: LocalStack, run_id: str, run: dict) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--home", default=str(REPO / "var" / "demo"))
-    ap.add_argument("--step-s", type=float, default=15.0, help="seconds per step")
+    ap.add_argument("--step-s", type=float, default=20.0, help="seconds per step")
     ap.add_argument("--teardown-s", type=float, default=5.0)
     ap.add_argument("--min-samples", type=int, default=60)
-    ap.add_argument("--rate", type=float, default=80.0, help="synthetic requests per second")
+    ap.add_argument("--rate", type=float, default=100.0, help="synthetic requests per second")
     ap.add_argument("--keep-running", action="store_true", help="leave the stack up at the end")
     args = ap.parse_args()
 

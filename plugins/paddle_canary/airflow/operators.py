@@ -10,6 +10,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from airflow.providers.standard.exceptions import HITLRejectException
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import BaseOperator, BaseSensorOperator
@@ -153,6 +154,11 @@ class ReleaseApprovalOperator(ApprovalOperator):
 
     def __init__(self, *, slot: int, when: str, analysis_task: str | None = None, **kwargs):
         kwargs.setdefault("subject", f"Release step {slot + 1}")
+        # One retry: Airflow 3.3 can mark an approval failed when it is answered within about a
+        # second of being asked (the executor's "success" for the parked attempt races the
+        # resume). A Reject is an AirflowFailException, which is never retried.
+        kwargs.setdefault("retries", 1)
+        kwargs.setdefault("retry_delay", timedelta(seconds=1))
         super().__init__(fail_on_reject=True, **kwargs)
         self.slot, self.when, self.analysis_task = slot, when, analysis_task
 
@@ -181,7 +187,10 @@ class ReleaseApprovalOperator(ApprovalOperator):
                                 by=str(event.get("responded_by_user")))
         if chosen == self.REJECT:
             controller.record_failure(plan, self.task_id, "rejected by a person at approval")
-        return super().execute_complete(context, event)
+        try:
+            return super().execute_complete(context, event)
+        except HITLRejectException as exc:
+            raise AirflowFailException(f"rejected by {event.get('responded_by_user')}") from exc
 
 
 class PromoteOperator(ReleaseTask):
@@ -203,13 +212,16 @@ class TeardownOperator(BaseOperator):
 
 
 class RollbackOperator(BaseOperator):
-    """Weight 0 first, then the candidate marked rejected with the reason, then stopped."""
+    """Weight 0 first, then the candidate marked rejected with the reason, then stopped; then
+    the report is written and the model freed at once, without waiting for the rest of the
+    graph to be marked upstream_failed."""
 
     def execute(self, context):
         plan = context["ti"].xcom_pull(task_ids=PLAN_TASK)
         if not plan:
             raise AirflowSkipException("nothing to roll back: the request was refused before any change")
-        return controller.rollback(plan)
+        result = controller.rollback(plan)
+        return {**result, **controller.finish(plan, run_id=context["dag_run"].run_id)}
 
 
 class ReportOperator(BaseOperator):

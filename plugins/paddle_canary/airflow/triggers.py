@@ -40,7 +40,12 @@ class CanaryAnalysisTrigger(BaseTrigger):
     async def run(self):
         verdict: dict[str, Any] = {}
         while True:
-            verdict = await asyncio.to_thread(controller.judge, self.plan, self.since)
+            try:
+                verdict = await asyncio.to_thread(controller.judge, self.plan, self.since)
+            except Exception as exc:  # noqa: BLE001 - a broken look is never a pass or a fail
+                self.log.exception("analysis look failed")
+                verdict = {"status": "inconclusive", "reason": f"analysis error: {exc}",
+                           "gates": []}
             if verdict["status"] == "fail":
                 await asyncio.to_thread(controller.cut_traffic, self.plan,
                                         controller.verdict_reason(verdict))

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from paddle_canary import process
 from paddle_canary.localstack.airflow_server import AirflowServer
-from paddle_canary.localstack.scrape_targets import ScrapeTargets
 from paddle_canary.registry import Registry
 from paddle_canary.release.stack import REPO, StackPaths
 
@@ -84,9 +83,11 @@ class LocalStack:
         reg = self.prepare_registry()
         stable = reg.pointers(self.model).stable
         prom = self.prometheus()
-        prom.start()
+        if not prom.running():
+            prom.start()
         endpoint = self.runtime().deploy(self.model, stable)
-        ScrapeTargets(self.paths.targets_dir).add(self.model, stable, endpoint.url)
+        from paddle_canary.release.controller import scrape
+        scrape(self.model, stable, endpoint.url, self.paths.targets_dir)
         gw = self.gateway(stable_url=endpoint.url)
         if not gw.is_running():
             gw.start(weight=0)

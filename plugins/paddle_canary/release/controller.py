@@ -41,9 +41,16 @@ def router():
     return NginxRouter.attach(paths().gateway_dir)
 
 
-def scrape_targets():
-    from paddle_canary.localstack.scrape_targets import ScrapeTargets
-    return ScrapeTargets(paths().targets_dir)
+def scrape(model: str, version: str, url: str | None, targets_dir=None) -> None:
+    """Add (url given) or remove a version's Prometheus target (file service discovery)."""
+    from urllib.parse import urlsplit
+
+    from paddle_canary.analysis.prometheus_server import remove_target, write_target
+    targets_dir = targets_dir or paths().targets_dir
+    if url is None:
+        remove_target(targets_dir, model, version)
+    else:
+        write_target(targets_dir, model, version, [urlsplit(url).netloc])
 
 
 # ---- the journal ------------------------------------------------------------------------------
@@ -52,7 +59,7 @@ def _journal(plan: dict[str, Any]):
     return journal.journal_path(paths().home, plan["model"], plan["run_id"])
 
 
-def record_event(plan: dict[str, Any], event: str, **details: Any) -> dict[str, Any]:
+def record_event(plan: dict[str, Any], event: str, /, **details: Any) -> dict[str, Any]:
     return journal.append(_journal(plan), event, **details)
 
 
@@ -85,9 +92,14 @@ def prepare(request: dict[str, Any], run_id: str) -> dict[str, Any]:
     p, reg = paths(), registry()
     plan = resolve_plan(reg, request, check_gates=check_gates, run_id=run_id)
     lock.acquire(p.registry_root, plan.model, run_id, plan.candidate)
-    reg.set_candidate(plan.model, plan.candidate)
-    plan_dict = plan.to_dict()
-    record_event(plan_dict, "plan", plan=plan_dict)
+    try:
+        if reg.pointers(plan.model).candidate != plan.candidate:
+            reg.set_candidate(plan.model, plan.candidate)
+        plan_dict = plan.to_dict()
+        record_event(plan_dict, "plan", plan=plan_dict)
+    except Exception:
+        lock.release(p.registry_root, plan.model, run_id)
+        raise
     return plan_dict
 
 
@@ -97,7 +109,7 @@ def build_image(plan: dict[str, Any]) -> dict[str, Any]:
 
 def validate_candidate(plan: dict[str, Any]) -> dict[str, Any]:
     """Offline checks before any traffic: loads, finite scores in range, close to stable."""
-    from paddle_canary.validation.offline import compare_with_baseline
+    from paddle_canary.validation.compare import compare_with_baseline
     reg = registry()
     report = compare_with_baseline(reg.card(plan["model"], plan["candidate"]),
                                    reg.card(plan["model"], plan["baseline"]))
@@ -110,16 +122,16 @@ def validate_candidate(plan: dict[str, Any]) -> dict[str, Any]:
 
 def deploy_candidate(plan: dict[str, Any]) -> dict[str, Any]:
     """Start both versions (idempotent), let Prometheus scrape them, route them at weight 0."""
-    rt, targets, gw = runtime(), scrape_targets(), router()
+    rt, gw = runtime(), router()
     stable = rt.deploy(plan["model"], plan["baseline"])
     candidate = rt.deploy(plan["model"], plan["candidate"])
     for ep in (stable, candidate):
-        targets.add(ep.model, ep.version, ep.url)
-    live = gw.live_status()
-    if live.get("candidate") != candidate.url or live.get("stable") != stable.url:
-        if live["weight"] != 0 and live.get("candidate") not in (None, candidate.url):
-            raise ReleaseFailed(f"the gateway still sends {live['weight']} % to another candidate "
-                                f"({live.get('candidate')}); roll that back first")
+        scrape(ep.model, ep.version, ep.url)
+    routes, weight = gw.state, gw.weight()
+    if (routes.stable_url, routes.candidate_url) != (stable.url, candidate.url):
+        if weight != 0 and routes.candidate_url not in (None, candidate.url):
+            raise ReleaseFailed(f"the gateway still sends {weight} % to another candidate "
+                                f"({routes.candidate_url}); roll that back first")
         gw.set_backends(stable.url, candidate.url)
     out = {"stable_url": stable.url, "candidate_url": candidate.url}
     record_event(plan, "deployed", **out)
@@ -188,28 +200,25 @@ def rollback(plan: dict[str, Any]) -> dict[str, Any]:
     if not gw.verify_weight(0):
         raise ReleaseFailed("the gateway does not serve 0 % to the candidate after rollback")
     record_event(plan, "cut", weight=0, reason=reason)
-    reg = registry()
-    reg.mark_rejected(plan["model"], plan["candidate"], reason)
     rt = runtime()
-    stable = next((e for e in rt.endpoints()
-                   if e.model == plan["model"] and e.version == plan["baseline"]), None)
-    if stable is not None:
-        gw.set_backends(stable.url, None)
+    stable = rt.deploy(plan["model"], plan["baseline"])  # running already; idempotent
+    gw.set_routes(stable.url, None, 0)
+    reg = registry()
+    if reg.status(plan["model"], plan["candidate"]) != "rejected":
+        reg.mark_rejected(plan["model"], plan["candidate"], reason)
     rt.remove(plan["model"], plan["candidate"])
-    scrape_targets().remove(plan["model"], plan["candidate"])
+    scrape(plan["model"], plan["candidate"], None)
     record_event(plan, "rolled_back", reason=reason)
     return {"outcome": "rolled_back", "reason": reason}
 
 
 def promote(plan: dict[str, Any]) -> dict[str, Any]:
-    """At 100 %: the registry pointer moves; the gateway serves the new stable alone."""
+    """At 100 %: the gateway serves the new stable alone, then the registry pointer moves."""
     gw = router()
     if not gw.verify_weight(100):
         raise ReleaseFailed(f"promotion needs 100 % on the candidate; the gateway serves {gw.weight()} %")
+    gw.set_routes(gw.state.candidate_url, None, 0)  # one reload: every user stays on the candidate
     registry().promote(plan["model"], plan["candidate"], reason=f"release {plan['run_id']}")
-    candidate_url = gw.state.candidate_url
-    gw.set_backends(candidate_url, None)  # the candidate becomes the stable upstream...
-    gw.set_weight(0)                      # ...and takes every user
     record_event(plan, "promoted", previous=plan["baseline"])
     return {"outcome": "promoted", "stable": plan["candidate"], "previous": plan["baseline"]}
 
@@ -220,7 +229,7 @@ def teardown(plan: dict[str, Any]) -> dict[str, Any]:
         record_event(plan, "teardown_skipped", reason="the old version is stable again")
         return {"removed": None}
     runtime().remove(plan["model"], plan["baseline"])
-    scrape_targets().remove(plan["model"], plan["baseline"])
+    scrape(plan["model"], plan["baseline"], None)
     record_event(plan, "torn_down", version=plan["baseline"])
     return {"removed": plan["baseline"]}
 
@@ -237,12 +246,17 @@ def outcome(plan: dict[str, Any]) -> str:
 
 
 def finish(plan: dict[str, Any] | None, run_id: str) -> dict[str, Any]:
-    """Write the report and free the model for its next release (only if this run holds it)."""
+    """Write the report and free the model for its next release (only if this run holds it).
+
+    Called by the rollback as soon as it is done and by the final report task; the second call
+    rewrites the report with whatever came after and records nothing twice.
+    """
     if not plan:
         return {"outcome": "refused", "report": None}
     from paddle_canary.report.html import write_report
     result = outcome(plan)
-    record_event(plan, "finished", outcome=result)
+    if not any(e["event"] == "finished" and e.get("outcome") == result for e in events(plan)):
+        record_event(plan, "finished", outcome=result)
     report_path = write_report(plan, events(plan), paths())
     lock.release(paths().registry_root, plan["model"], run_id)
     return {"outcome": result, "report": str(report_path)}

@@ -241,6 +241,15 @@ class NginxRouter(TrafficRouter):
         """The weight the live nginx serves, read from its status server."""
         return int(self.live_status()["weight"])
 
+    def set_routes(self, stable_url: str, candidate_url: str | None, weight: int) -> None:
+        """Backends and weight in one checked reload (OpenKruise's SetRoutes): promotion moves
+        every user to the new stable without a moment back on the old one."""
+        weight = check_weight(weight)
+        with self._lock():
+            self._refresh_state()
+            self._apply(self._state.replace(stable_url=stable_url, candidate_url=candidate_url,
+                                            weight=weight))
+
     def set_backends(self, stable_url: str, candidate_url: str | None) -> None:
         """Point the gateway at other backends, keeping the weight; verified live."""
         with self._lock():
