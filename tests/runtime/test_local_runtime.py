@@ -77,3 +77,28 @@ def test_serving_factory_fixture_starts_and_stops(serving_factory):
     ep = serving_factory(MODEL, "v1")
     r = httpx.post(f"{ep.url}/predict", json={"user_id": "u", "features": [0.0] * 30})
     assert r.status_code == 200 and r.json()["model_version"] == "v1"
+
+
+def test_a_port_taken_before_the_child_binds_it_is_retried(tmp_path, registry_root,
+                                                           monkeypatch):
+    import socket
+
+    from paddle_canary.runtime import local
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    ports = iter([taken.getsockname()[1]])
+    real_free_port = local.free_port
+    monkeypatch.setattr(local, "free_port",
+                        lambda host: next(ports, None) or real_free_port(host))
+    rt = LocalRuntime(tmp_path, registry_root=registry_root)
+    try:
+        ep = rt.deploy(MODEL, "v1")
+        assert ep.port != taken.getsockname()[1] and rt.health(MODEL, "v1")
+        log = (tmp_path / "logs" / f"{MODEL}-v1.log").read_text().lower()
+        assert "address already in use" in log
+    finally:
+        taken.close()
+        for e in rt.endpoints():
+            rt.remove(e.model, e.version)

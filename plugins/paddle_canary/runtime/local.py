@@ -28,6 +28,7 @@ from paddle_canary.runtime.base import Endpoint, Runtime
 STATE_FILE = "endpoints.json"
 LOCK_FILE = "endpoints.json.lock"
 STOP_TIMEOUT_S = 10.0
+PORT_ATTEMPTS = 3  # a port taken between free_port() and the child's bind: try another
 
 
 class DeployError(UserError):
@@ -107,32 +108,47 @@ class LocalRuntime(Runtime):
     def deploy(self, model: str, version: str) -> Endpoint:
         Registry(self.registry_root).card(model, version)  # unknown version: refused here
         key = f"{model}/{version}"
-        proc = None
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            entry, proc = self._start(key, model, version)
+            endpoint = self._endpoint(entry)
+            log = Path(entry["log"])
+            try:
+                self._wait_healthy(endpoint, log, proc)
+                return endpoint
+            except DeployError:
+                if proc is None:  # someone else's process: not ours to stop
+                    raise
+                self._forget(key, proc.pid)
+                # free_port() cannot reserve a port: another process may bind it first.
+                with open(log, "rb") as fh:
+                    fh.seek(entry.get("log_offset", 0))
+                    this_run = fh.read().decode(errors="replace").lower()
+                if attempt == PORT_ATTEMPTS or "address already in use" not in this_run:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start(self, key: str, model: str, version: str) -> tuple[dict, object]:
+        """The running entry for ``key`` (and None), or a new process and its entry."""
         with self._lock:
             state = self._read()
             entry = state.get(key)
-            if not (entry and self._ours(entry)):
-                port = free_port(self.host)
-                log = self.workdir / "logs" / f"{model}-{version}.log"
-                argv = [sys.executable, "-m", "paddle_canary.cli", "serve", "--model", model,
-                        "--version", version, "--host", self.host, "--port", str(port),
-                        "--device", self.device, "--threads", str(self.threads)]
-                if self.registry_root:
-                    argv += ["--registry", str(self.registry_root)]
-                proc = spawn(argv, log)
-                entry = {"model": model, "version": version, "port": port, "pid": proc.pid,
-                         "url": f"http://{self.host}:{port}", "log": str(log),
-                         "started_at": time.time()}
-                state[key] = entry
-                self._write(state)
-        endpoint = self._endpoint(entry)
-        try:
-            self._wait_healthy(endpoint, Path(entry["log"]), proc)
-        except DeployError:
-            if proc is not None:  # we started it: stop it and forget it
-                self._forget(key, proc.pid)
-            raise
-        return endpoint
+            if entry and self._ours(entry):
+                return entry, None
+            port = free_port(self.host)
+            log = self.workdir / "logs" / f"{model}-{version}.log"
+            offset = log.stat().st_size if log.exists() else 0
+            argv = [sys.executable, "-m", "paddle_canary.cli", "serve", "--model", model,
+                    "--version", version, "--host", self.host, "--port", str(port),
+                    "--device", self.device, "--threads", str(self.threads)]
+            if self.registry_root:
+                argv += ["--registry", str(self.registry_root)]
+            proc = spawn(argv, log)
+            entry = {"model": model, "version": version, "port": port, "pid": proc.pid,
+                     "url": f"http://{self.host}:{port}", "log": str(log),
+                     "log_offset": offset, "started_at": time.time()}
+            state[key] = entry
+            self._write(state)
+            return entry, proc
 
     def _wait_healthy(self, endpoint: Endpoint, log: Path, proc) -> None:
         last = ["starting"]
