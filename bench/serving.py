@@ -114,7 +114,8 @@ def main() -> int:
     port = free_port()
     servers["echo"] = (
         [sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH), "echo_app:app",
-         "--port", str(port), "--no-access-log", "--log-level", "warning"],
+         "--port", str(port), "--no-access-log", "--no-proxy-headers", "--no-server-header",
+         "--log-level", "warning"],  # the same uvicorn settings as `serve`
         f"http://127.0.0.1:{port}/health", f"http://127.0.0.1:{port}/predict")
     port = free_port()
     serve = [sys.executable, "-m", "paddle_canary.cli", "serve", "--model", args.model,
