@@ -97,7 +97,7 @@ def test_health_and_deep_health(client):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["status"] == "ok" and body["version"] == "v1" and body["device"] == "cpu"
-    assert body["rows"] == 200  # every reference row is scored
+    assert body["rows"] == 8 and body["reference_rows"] == 200
     assert r.headers[telemetry.VERSION_HEADER] == "v1"
 
 
@@ -316,3 +316,18 @@ def test_validate_prints_a_json_summary(version, registry, rc):
         assert 0 <= summary["score_min"] <= summary["score_max"] <= 1
     else:
         assert summary["problems"]
+
+
+def test_slow_model_deploys_and_answers(tmp_path, broken_registry_root):
+    """bad-slow (~15 ms a row) must still start and pass /deep_health: its fault is for the
+    latency gate to find in live traffic, not for the health probe."""
+    rt = LocalRuntime(tmp_path, registry_root=broken_registry_root)
+    try:
+        ep = rt.deploy(MODEL, "bad-slow")
+        with httpx.Client(base_url=ep.url, timeout=30) as c:
+            assert c.get("/deep_health").status_code == 200
+            r = c.post("/predict", json={"user_id": "u", "features": [0.0] * 30})
+            assert r.status_code == 200 and r.json()["model_version"] == "bad-slow"
+    finally:
+        for e in rt.endpoints():
+            rt.remove(e.model, e.version)
