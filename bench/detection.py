@@ -308,10 +308,11 @@ def row(r: dict) -> str:
     gates = ",".join(cs.get("fail_gates", [])) or ",".join(
         f"{g}={s[0]}" for g, s in cs["gates"].items())
     fverdict = "fail" if fx["first_fail"] is not None else fx["final"]
+    fwhen = fx["first_fail"] if fverdict == "fail" else fx["first_pass"]
     reqs = cs["fail_requests"] if verdict == "fail" else None
     return (f"{r['scenario']:<13} CS: {verdict:<12} at {_t(when):>7}  canary req before fail "
             f"{'-' if reqs is None else f'{reqs:.0f}':>5}  [{gates}]   fixed-horizon: "
-            f"{fverdict:<12} at {_t(fx['first_fail'] if fverdict == 'fail' else fx['first_pass']):>7}"
+            f"{fverdict:<12} at {_t(fwhen):>7}"
             f"   ({r['looks']} looks, {r['canary_requests']:.0f} canary / "
             f"{r['stable_requests']:.0f} stable requests)")
 
@@ -326,8 +327,9 @@ def summary(results: dict) -> str:
         lines.append(f"A/A ({len(aa)} runs x {aa[0]['seconds']:.0f} s, polled every 1 s) "
                      f"[{judge_name}]: {fails} fail, {passes} reached pass" if aa else "")
     load = results.get("load", {})
+    keys = ("requests", "failures", "throughput_rps", "by_version")
     lines.append(f"bench {results['bench_seconds']:.0f} s; load: "
-                 f"{json.dumps({k: load.get(k) for k in ('requests', 'failures', 'throughput_rps', 'by_version')})}")
+                 f"{json.dumps({k: load.get(k) for k in keys})}")
     return "\n".join(lines)
 
 

@@ -110,7 +110,8 @@ class GateResult:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The judge's answer for one step: candidate vs baseline over ``[window_start, window_end]``."""
+    """The judge's answer for one step: candidate vs baseline over the window
+    ``[window_start, window_end]`` (Unix seconds), evaluated at ``evaluated_at``."""
 
     status: str
     model: str
