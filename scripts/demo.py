@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO / "plugins"))
 import logging  # noqa: E402
 
 from paddle_canary import process  # noqa: E402
+from paddle_canary.localstack import driver  # noqa: E402
 from paddle_canary.localstack.stack import LocalStack, StackPorts  # noqa: E402
 
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -47,76 +48,6 @@ def release_request(version: str, args) -> dict:
             "step_interval_s": args.step_s, "poll_interval_s": 2, "approvals_before": [50, 100],
             "teardown_delay_s": args.teardown_s, "max_extensions": 0,
             "gates": {"min_samples": args.min_samples}}
-
-
-def rolled_back(run_id: str) -> bool:
-    """The rollback has finished its work (the rest of the graph is only being marked)."""
-    from paddle_canary.release import controller
-    events = controller.events({"model": MODEL, "run_id": run_id})
-    return any(e["event"] == "finished" and e.get("outcome") != "promoted" for e in events)
-
-
-def asked_a_while_ago(item: dict, seconds: float = 2.0) -> bool:
-    """Answer like a person, not within the first seconds: Airflow 3.3 can fail an approval
-    answered within about a second of being asked (see ReleaseApprovalOperator)."""
-    from datetime import datetime, timezone
-    created = datetime.fromisoformat(item["created_at"].replace("Z", "+00:00"))
-    return (datetime.now(timezone.utc) - created).total_seconds() >= seconds
-
-
-def drive(client, run_id: str, timeout: float) -> dict:
-    """Follow a run to its end, answering each approval it asks for."""
-    deadline = time.monotonic() + timeout
-    seen_states: dict[str, str] = {}
-    answered = set()
-    while time.monotonic() < deadline:
-        states = client.task_instances(run_id)
-        for task, state in sorted(states.items()):
-            if state and seen_states.get(task) != state and state not in ("scheduled", "queued",
-                                                                          "skipped", None):
-                log(f"  {task}: {state}")
-            seen_states[task] = state
-        for item in client.pending_approvals(run_id):
-            task = item["task_instance"]["task_id"]
-            if task in answered or not asked_a_while_ago(item):
-                continue
-            log(f"  approval asked: {item.get('subject')}")
-            log(f"    Required Actions page: {client.required_actions_url(run_id, task)}")
-            client.answer(run_id, task, "Approve")
-            answered.add(task)
-            log("    answered Approve over the REST API")
-        run = client.run(run_id)
-        if run["state"] in ("success", "failed") or rolled_back(run_id):
-            return run
-        time.sleep(1.0)
-    raise TimeoutError(f"run {run_id} did not finish within {timeout:.0f}s")
-
-
-def summarise(stack: LocalStack, run_id: str, run: dict) -> dict:
-    from paddle_canary.release import journal
-    events = journal.read(journal.journal_path(stack.home, MODEL, run_id))
-    plan = next((e["plan"] for e in events if e["event"] == "plan"), None)
-    if plan is None:
-        return {"candidate": run_id, "baseline": None, "dag_run": run["state"],
-                "outcome": "refused", "steps_reached": [], "reason": "see the Airflow log",
-                "fault_visible_to_weight0_s": None, "failing_verdict_to_weight0_s": None,
-                "report": ""}
-    weights = [e["weight"] for e in events if e["event"] == "weight"]
-    first_traffic = next((e["ts"] for e in events if e["event"] == "weight" and e["weight"] > 0), None)
-    first_fail = next((e["ts"] for e in events if e["event"] == "look"
-                       and e["verdict"]["status"] == "fail"), None)
-    cut = next((e["ts"] for e in events if e["event"] == "cut"), None)
-    finished = next((e for e in events if e["event"] == "finished"), {})
-    failure = next((e["reason"] for e in events if e["event"] == "failure"), None)
-    report = stack.paths.reports_dir / MODEL
-    return {
-        "candidate": plan["candidate"], "baseline": plan["baseline"], "dag_run": run["state"],
-        "outcome": finished.get("outcome"), "steps_reached": weights,
-        "reason": failure,
-        "fault_visible_to_weight0_s": round(cut - first_traffic, 1) if cut and first_traffic else None,
-        "failing_verdict_to_weight0_s": round(cut - first_fail, 2) if cut and first_fail else None,
-        "report": str(next(iter(sorted(report.glob("*.html"), key=os.path.getmtime, reverse=True)), "")),
-    }
 
 
 def main() -> int:
@@ -153,8 +84,8 @@ def main() -> int:
         for version in ("v2", BROKEN):
             log(f"release {MODEL} {version}: triggering model_release over REST")
             run_id = client.trigger(release_request(version, args))
-            run = drive(client, run_id, timeout=600)
-            summary = summarise(stack, run_id, run)
+            run = driver.drive(client, run_id, home, MODEL, timeout=600, log=log)
+            summary = driver.summary(home, MODEL, run_id, run["state"])
             results.append(summary)
             log(f"  -> {summary['outcome']}: {json.dumps(summary)}")
             if version == "v2":
@@ -170,7 +101,7 @@ def main() -> int:
     print(f"{'candidate':<10} {'outcome':<12} {'steps reached':<18} {'fault->0 %':>10}  reason")
     for r in results:
         steps = ",".join(str(w) for w in r["steps_reached"])
-        t = f"{r['fault_visible_to_weight0_s']} s" if r["fault_visible_to_weight0_s"] else "-"
+        t = f"{r['traffic_to_weight0_s']} s" if r["traffic_to_weight0_s"] else "-"
         print(f"{r['candidate']:<10} {r['outcome'] or '?':<12} {steps:<18} {t:>10}  "
               f"{(r['reason'] or '')[:60]}")
     for r in results:

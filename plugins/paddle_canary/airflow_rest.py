@@ -21,6 +21,8 @@ from paddle_canary.errors import UserError
 from paddle_canary.release.stack import StackPaths
 
 DAG_ID = "model_release"
+# The asset whose events schedule model_release; each event's extra names {model, version}.
+REGISTERED_VERSIONS_URI = "paddle-canary://registry/versions"
 
 
 class AirflowError(UserError):

@@ -2,6 +2,7 @@
 
 from airflow.sdk import Asset
 
+from paddle_canary.airflow_rest import REGISTERED_VERSIONS_URI
+
 # One asset for the whole registry; each event's ``extra`` names {"model", "version"}.
-REGISTERED_VERSIONS = Asset(name="paddle_canary_registered_versions",
-                            uri="paddle-canary://registry/versions")
+REGISTERED_VERSIONS = Asset(name="paddle_canary_registered_versions", uri=REGISTERED_VERSIONS_URI)

@@ -34,6 +34,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("version")
     p.add_argument("path", type=Path, help="directory with model.json, model.pdiparams, "
                                            "card.yaml, reference.csv")
+    p.add_argument("--release", action="store_true",
+                   help="then start its canary release: emits the Airflow asset event that "
+                        "schedules model_release (Airflow REST; see 'paddle-canary release')")
     p.set_defaults(func=cmd_register)
 
     p = sub.add_parser("promote", parents=[common],
@@ -114,6 +117,14 @@ def cmd_register(args) -> int:
     registry = Registry(args.registry)
     card = registry.register(args.model, args.version, args.path)
     print(f"registered {card.model} {card.version} ({card.content_hash}) at {card.path}")
+    if args.release:
+        from paddle_canary.airflow_rest import REGISTERED_VERSIONS_URI, AirflowClient
+        client = AirflowClient.from_env()
+        client.unpause()
+        event = client.emit_asset_event(REGISTERED_VERSIONS_URI,
+                                        {"model": card.model, "version": card.version})
+        print(f"asset event {event.get('id')}: model_release scheduled for {card.model} "
+              f"{card.version}")
     return 0
 
 

@@ -1,0 +1,86 @@
+"""Follow a ``model_release`` run over the REST API and answer its approvals, as a person would.
+
+Used by the demo and the end-to-end tests; summarises a finished run from its journal.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from paddle_canary.release import journal
+
+
+def asked_a_while_ago(item: dict, seconds: float = 2.0) -> bool:
+    """True once an approval has waited ``seconds``. Airflow 3.3 can fail an approval answered
+    within about a second of being asked (see ``ReleaseApprovalOperator``); people never are
+    that fast, and scripts should not be either."""
+    created = datetime.fromisoformat(item["created_at"].replace("Z", "+00:00"))
+    return (datetime.now(timezone.utc) - created).total_seconds() >= seconds
+
+
+def journal_events(home: Path, model: str, run_id: str) -> list[dict]:
+    return journal.read(journal.journal_path(home, model, run_id))
+
+
+def finished_early(home: Path, model: str, run_id: str) -> bool:
+    """The rollback has done its work; the rest of the graph is only being marked failed."""
+    return any(e["event"] == "finished" and e.get("outcome") != "promoted"
+               for e in journal_events(home, model, run_id))
+
+
+def drive(client, run_id: str, home: Path, model: str, timeout: float,
+          answer: str | Callable[[dict], str] = "Approve",
+          log: Callable[[str], None] = lambda _m: None) -> dict:
+    """Follow ``run_id`` until it ends (or its rollback is done), answering every approval with
+    ``answer`` (or ``answer(item)``). Returns the run as the REST API gives it."""
+    deadline = time.monotonic() + timeout
+    seen: dict[str, str] = {}
+    answered: set[str] = set()
+    while time.monotonic() < deadline:
+        for task, state in sorted(client.task_instances(run_id).items()):
+            if state and seen.get(task) != state and state not in ("scheduled", "queued",
+                                                                   "skipped", "upstream_failed"):
+                log(f"  {task}: {state}")
+            seen[task] = state
+        for item in client.pending_approvals(run_id):
+            task = item["task_instance"]["task_id"]
+            if task in answered or not asked_a_while_ago(item):
+                continue
+            choice = answer(item) if callable(answer) else answer
+            log(f"  approval asked: {item.get('subject')}")
+            log(f"    Required Actions page: {client.required_actions_url(run_id, task)}")
+            client.answer(run_id, task, choice)
+            answered.add(task)
+            log(f"    answered {choice} over the REST API")
+        run = client.run(run_id)
+        if run["state"] in ("success", "failed") or finished_early(home, model, run_id):
+            return run
+        time.sleep(1.0)
+    raise TimeoutError(f"run {run_id} did not finish within {timeout:.0f}s")
+
+
+def summary(home: Path, model: str, run_id: str, run_state: str) -> dict:
+    """Outcome, steps reached, why, and the seconds from first canary traffic to weight 0."""
+    events = journal_events(home, model, run_id)
+    plan = next((e["plan"] for e in events if e["event"] == "plan"), None)
+    first_traffic = next((e["ts"] for e in events if e["event"] == "weight" and e["weight"] > 0),
+                         None)
+    first_fail = next((e["ts"] for e in events if e["event"] == "look"
+                       and e["verdict"]["status"] == "fail"), None)
+    cut = next((e["ts"] for e in events if e["event"] == "cut"), None)
+    finished = [e for e in events if e["event"] == "finished"]
+    reports = sorted((Path(home) / "reports" / model).glob(f"*{run_id[-8:]}*.html"))
+    return {
+        "run_id": run_id, "dag_run": run_state,
+        "candidate": plan["candidate"] if plan else None,
+        "baseline": plan["baseline"] if plan else None,
+        "outcome": finished[-1]["outcome"] if finished else ("refused" if plan is None else None),
+        "steps_reached": [e["weight"] for e in events if e["event"] == "weight"],
+        "reason": next((e["reason"] for e in events if e["event"] == "failure"), None),
+        "traffic_to_weight0_s": round(cut - first_traffic, 1) if cut and first_traffic else None,
+        "failing_look_to_weight0_s": round(cut - first_fail, 2) if cut and first_fail else None,
+        "report": str(reports[-1]) if reports else None,
+    }
