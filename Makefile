@@ -41,6 +41,15 @@ demo: os-deps venv
 
 bench: os-deps venv
 	$(PY) bench/serving.py
+	$(PY) bench/traffic.py
+	$(PY) bench/detection.py
+	$(PY) bench/release.py
+
+up: os-deps venv
+	$(PY) -m paddle_canary.cli stack up
+
+down: venv
+	$(PY) -m paddle_canary.cli stack down
 
 clean:
 	rm -rf var build .pytest_cache

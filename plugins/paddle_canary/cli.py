@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "paddle_canary.analysis.commands",
     "paddle_canary.release_commands",
     "paddle_canary.report.commands",
+    "paddle_canary.localstack.commands",
 )
 
 

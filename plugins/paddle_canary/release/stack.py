@@ -5,7 +5,8 @@ gateway and Prometheus through these variables, so a task started by the schedul
 nginx and serving processes that ``make up`` started.
 
 - ``PADDLE_CANARY_HOME``: state directory (default ``<repo>/var/stack``)
-- ``PADDLE_CANARY_REGISTRY``: model registry root (default ``<repo>/model_registry``)
+- ``PADDLE_CANARY_REGISTRY``: model registry root (default: the stack's working copy
+  ``$PADDLE_CANARY_HOME/registry`` when ``make up`` made one, else ``<repo>/model_registry``)
 - ``PADDLE_CANARY_PROMETHEUS_URL``: Prometheus base URL (default ``http://127.0.0.1:9090``)
 """
 
@@ -44,9 +45,12 @@ class StackPaths:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "StackPaths":
         env = os.environ if env is None else env
+        home = Path(env.get("PADDLE_CANARY_HOME") or REPO / "var" / "stack")
+        copy = home / "registry"
         return cls(
-            home=Path(env.get("PADDLE_CANARY_HOME") or REPO / "var" / "stack"),
-            registry_root=Path(env.get("PADDLE_CANARY_REGISTRY") or REPO / "model_registry"),
+            home=home,
+            registry_root=Path(env.get("PADDLE_CANARY_REGISTRY")
+                               or (copy if copy.is_dir() else REPO / "model_registry")),
             prometheus_url=env.get("PADDLE_CANARY_PROMETHEUS_URL") or "http://127.0.0.1:9090",
         )
 
