@@ -69,11 +69,20 @@ def pid_alive(pid: int) -> bool:
             return False
     except ChildProcessError:
         pass
+    # Zombie only when every thread is: a multi-threaded process whose main thread has exited
+    # shows its leader as "Z" while its other threads still serve.
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+    for tid in tasks:
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[-1].split()[0] != "Z":
+            return True
+    return False
 
 
 def stop_pid(pid: int, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
