@@ -26,7 +26,7 @@ from paddle_canary.errors import UserError
 from paddle_canary.traffic import istio_objects as objects
 from paddle_canary.traffic.base import InvalidWeight
 from paddle_canary.traffic.istio import IstioRouter, default_custom_objects_api
-from paddle_canary.traffic.nginx_config import RouterError
+from paddle_canary.traffic.base import RouterError
 
 FIXTURES = Path(__file__).resolve().parent / "istio_fixtures"
 SCHEMA = json.loads((FIXTURES / "istio-networking-subset.schema.json").read_text())

@@ -12,6 +12,11 @@ import numbers
 from paddle_canary.errors import UserError
 
 
+class RouterError(UserError):
+    """The data plane cannot do what was asked (bad backend, config or patch refused, router
+    not running, API unreachable). Shared by every router."""
+
+
 class InvalidWeight(UserError, ValueError):
     """A weight that is not an integer percentage in 0..100."""
 

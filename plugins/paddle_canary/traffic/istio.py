@@ -16,7 +16,7 @@ import json
 from paddle_canary.traffic import istio_objects as objects
 from paddle_canary.traffic.base import TrafficRouter, check_weight
 from paddle_canary.traffic.buckets import bucket
-from paddle_canary.traffic.nginx_config import RouterError
+from paddle_canary.traffic.base import RouterError
 
 FIELD_MANAGER = "paddle-canary"
 

@@ -44,7 +44,7 @@ from string import Template
 
 from paddle_canary.traffic.base import check_weight
 from paddle_canary.traffic.buckets import BUCKETS, PART_SPAN
-from paddle_canary.traffic.nginx_config import RouterError
+from paddle_canary.traffic.base import RouterError
 
 GROUP = "networking.istio.io"
 VERSION = "v1"

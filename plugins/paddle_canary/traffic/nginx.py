@@ -28,8 +28,8 @@ from pathlib import Path
 from filelock import FileLock
 
 from paddle_canary import process
-from paddle_canary.traffic.base import TrafficRouter, check_weight
-from paddle_canary.traffic.nginx_config import GatewayState, RouterError, render
+from paddle_canary.traffic.base import RouterError, TrafficRouter, check_weight
+from paddle_canary.traffic.nginx_config import GatewayState, render
 
 NGINX = "nginx"
 APPLY_TIMEOUT_S = 30.0

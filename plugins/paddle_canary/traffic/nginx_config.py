@@ -15,16 +15,12 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from paddle_canary.errors import UserError
+from paddle_canary.traffic.base import RouterError
 from paddle_canary.traffic.base import check_weight
 from paddle_canary.traffic.buckets import BUCKETS
 from paddle_canary.traffic.nginx_template import TEMPLATE, ConfTemplate
 
 _HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]*$")
-
-
-class RouterError(UserError):
-    """The gateway cannot do what was asked (bad backend, config refused, nginx not running)."""
 
 
 def backend_address(url: str) -> str:
