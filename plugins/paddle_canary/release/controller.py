@@ -1,5 +1,8 @@
 """What each task of a release does, in plain Python (no Airflow).
 
+Imports of the parts (registry, runtime, router, analysis) stay inside the functions: the DAG
+file imports this module through the operators, and Airflow parses DAG files often.
+
 Each function takes the plan as a dict (it travels through XCom), finds the local stack from the
 environment (:mod:`paddle_canary.release.stack`) and is idempotent, so a retried task or a
 restarted trigger never applies a step twice or loses one.
@@ -10,7 +13,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from paddle_canary.registry import Registry
 from paddle_canary.release import journal, lock
 from paddle_canary.release.plan import resolve_plan
 from paddle_canary.release.stack import StackPaths
@@ -26,7 +28,8 @@ def paths() -> StackPaths:
     return StackPaths.from_env()
 
 
-def registry() -> Registry:
+def registry():
+    from paddle_canary.registry import Registry  # numpy: not at DAG parse time
     return Registry(paths().registry_root)
 
 
