@@ -140,16 +140,21 @@ def bench_releases(runs: int, home: Path) -> None:
         client = AirflowClient.from_env()
         process.wait_until(client.dag_exists, 120, interval=1, what="model_release parsed")
         client.unpause()
-        for v in versions:
-            conf = {"model": MODEL, "version": v, "steps": [5, 100], "step_interval_s": 60,
+        for v in ["v2"] + versions:  # v2 first: two full 20 s step waits to sample
+            conf = {"model": MODEL, "version": v, "steps": [5, 100],
+                    "step_interval_s": 20 if v == "v2" else 60,
                     "poll_interval_s": 1, "approvals_before": [], "max_extensions": 0,
-                    "gates": {"min_samples": 40}}
+                    "teardown_delay_s": 1, "gates": {"min_samples": 40}}
             run_id = client.trigger(conf)
             sampler = SlotSampler(client, run_id)
-            driver.drive(client, run_id, home, MODEL, timeout=300)
+            run = driver.drive(client, run_id, home, MODEL, timeout=300)
             sampler.stop()
             waits += sampler.during_wait
             others += sampler.otherwise
+            if v == "v2":
+                print(f"  v2: {driver.summary(home, MODEL, run_id, run['state'])['outcome']} "
+                      f"({len(sampler.during_wait)} samples during step waits)", flush=True)
+                continue
             events = driver.journal_events(home, MODEL, run_id)
             t_traffic = next(e["ts"] for e in events if e["event"] == "weight" and e["weight"] > 0)
             t_fail = next(e["ts"] for e in events if e["event"] == "look"
@@ -168,7 +173,7 @@ def bench_releases(runs: int, home: Path) -> None:
     def med(key):
         return statistics.median(r[key] for r in results)
 
-    print(f"\nWorker slots held (running task instances, sampled every 0.5 s, {runs} releases):")
+    print(f"\nWorker slots held (running task instances, sampled every 0.5 s, {runs + 1} releases):")
     print(f"  while a step waits (sensor deferred): max {max(waits, default=0)}, "
           f"median {statistics.median(waits) if waits else 0} over {len(waits)} samples")
     print(f"  otherwise (the release's own tasks):  max {max(others, default=0)}, "
