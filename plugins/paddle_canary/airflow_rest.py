@@ -104,6 +104,11 @@ class AirflowClient:
             params["state"] = state
         return self._send("GET", f"/api/v2/dags/{dag_id}/dagRuns", params=params).json()["dag_runs"]
 
+    def set_run_state(self, run_id: str, state: str, dag_id: str = DAG_ID) -> dict[str, Any]:
+        """Mark a run ``failed`` or ``success``: its unfinished tasks never run."""
+        return self._send("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}",
+                          json={"state": state}).json()
+
     def task_instances(self, run_id: str, dag_id: str = DAG_ID) -> dict[str, str]:
         body = self._send("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
                                  "/taskInstances", params={"limit": 200}).json()

@@ -150,7 +150,10 @@ def cmd_status(args) -> int:
 
 
 def cmd_rollback(args) -> int:
-    from paddle_canary.release import controller, lock
+    """Weight 0 at once through the gateway; then, if a release of the model is running, the
+    same rollback its DAG would do (candidate rejected with the reason, stopped, report
+    written, model freed) and its Airflow run marked failed so no later step moves traffic."""
+    from paddle_canary.release import controller, journal, lock
     from paddle_canary.release.stack import StackPaths
     gw = controller.router()
     before = gw.weight()
@@ -158,13 +161,25 @@ def cmd_rollback(args) -> int:
     if not gw.verify_weight(0):
         raise UserError("the gateway did not confirm weight 0; check it with 'paddle-canary status'")
     print(f"gateway: {before} % -> 0 % to the candidate")
-    holder = lock.holder(StackPaths.from_env().registry_root, args.model)
-    if holder:
-        from paddle_canary.airflow_rest import AirflowClient
-        client = AirflowClient.from_env()
-        for item in client.pending_approvals(holder["run_id"]):
-            client.answer(holder["run_id"], item["task_instance"]["task_id"], "Reject")
-            print(f"rejected pending approval {item['task_instance']['task_id']}: the DAG rolls back")
+    paths = StackPaths.from_env()
+    holder = lock.holder(paths.registry_root, args.model)
+    if not holder:
+        return 0
+    run_id = holder["run_id"]
+    events = journal.read(journal.journal_path(paths.home, args.model, run_id))
+    plan = next((e["plan"] for e in events if e["event"] == "plan"), None)
+    if plan is None:
+        raise UserError(f"release {run_id} holds {args.model} but has no plan in its journal; "
+                        f"'paddle-canary unlock {args.model}' frees it")
+    from paddle_canary.airflow_rest import AirflowClient
+    try:
+        AirflowClient.from_env().set_run_state(run_id, "failed")
+        print(f"Airflow run {run_id} marked failed")
+    except UserError as exc:
+        print(f"warning: could not mark the Airflow run failed ({exc})")
+    controller.record_failure(plan, "cli", "rolled back by hand (paddle-canary rollback)")
+    result = {**controller.rollback(plan), **controller.finish(plan, run_id=run_id)}
+    print(f"{plan['candidate']} rejected and stopped; report {result['report']}")
     return 0
 
 

@@ -5,6 +5,7 @@ Approvals are answered over the REST API."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -148,3 +149,26 @@ def test_registering_with_release_schedules_it_and_a_failing_model_gets_no_traff
     assert result["outcome"] == "rolled_back" and result["steps_reached"] == []
     assert "not finite" in result["reason"]
     assert Registry(stack.paths.registry_root).status(MODEL, "bad-nan") == "rejected"
+
+
+def test_rollback_by_hand_stops_the_release_at_once(stack, client, registry_root, tmp_path):
+    src = tmp_path / "v3"
+    shutil.copytree(registry_root / MODEL / "v1", src)
+    card = src / "card.yaml"
+    card.write_text(card.read_text().replace("version: v1", "version: v3", 1))
+    Registry(stack.paths.registry_root).register(MODEL, "v3", src)
+    run_id = client.trigger({"model": MODEL, "version": "v3", "steps": [5, 100], **FAST,
+                             "step_interval_s": 300, "gates": {"min_samples": 100000}})
+    process.wait_until(lambda: client.task_instances(run_id).get("step_01.analyze") == "deferred",
+                       120, interval=1, what="the 5 % step waiting")
+    assert gateway(stack)[0] == 5
+    out = subprocess.run([sys.executable, "-m", "paddle_canary.cli", "rollback", MODEL],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    weight, routes = gateway(stack)
+    assert (weight, routes.candidate_url) == (0, None)
+    reg = Registry(stack.paths.registry_root)
+    assert reg.status(MODEL, "v3") == "rejected"
+    assert "by hand" in [h for h in reg.history(MODEL) if h["event"] == "rejected"][-1]["reason"]
+    assert client.run(run_id)["state"] == "failed"
+    assert "v3" not in [e.version for e in stack.runtime().endpoints()]
