@@ -20,11 +20,9 @@ Goals (issue 3): added p99 < 1 ms; share within 1 point of the weight; 100 % kep
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,6 +33,7 @@ from pathlib import Path
 from paddle_canary import process
 from paddle_canary.loadgen import run_load
 from paddle_canary.registry import Registry, default_root
+from paddle_canary.runtime.local import DeployError, ServeProcess
 from paddle_canary.traffic.buckets import routes_to_candidate
 from paddle_canary.traffic.nginx import NginxRouter
 
@@ -45,24 +44,12 @@ WEIGHTS = (5, 15, 50)
 USERS = 10_000
 
 
-def start_serving(version: str, logs: Path) -> tuple[subprocess.Popen, str]:
-    port = process.free_port()
-    proc = process.spawn([sys.executable, "-m", "paddle_canary.cli", "serve", "--model", MODEL,
-                          "--version", version, "--port", str(port), "--threads", "1"],
-                         logs / f"serve-{version}.log")
-
-    def healthy() -> bool:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-        try:
-            conn.request("GET", "/health")
-            return conn.getresponse().status == 200
-        finally:
-            conn.close()
-
-    process.wait_until(lambda: proc.poll() is not None or healthy(), 60, what=f"{version} up")
-    if proc.poll() is not None:
-        raise SystemExit(f"serving {version} did not start; see {logs}")
-    return proc, f"http://127.0.0.1:{port}"
+def start_serving(version: str, logs: Path) -> tuple[ServeProcess, str]:
+    try:
+        serving = ServeProcess(MODEL, version, logs).wait_ready()
+    except DeployError as exc:
+        raise SystemExit(f"serving {version} did not start ({exc}); see {logs}") from exc
+    return serving, serving.url
 
 
 def wrk_script(path: Path, features: list[float]) -> Path:
@@ -263,8 +250,8 @@ def main() -> int:
     finally:
         if router is not None:
             router.stop()
-        for proc in procs:
-            process.stop_pid(proc.pid, signal.SIGTERM, 15)
+        for serving in procs:
+            serving.stop()
     text = report(lat, paced, split, args, time.monotonic() - started)
     print()
     print(text)

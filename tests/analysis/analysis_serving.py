@@ -1,7 +1,7 @@
 """Real serving processes and traffic for the analysis integration tests and the bench.
 
-``paddle-canary serve`` is started by PID (a stand-in for ``runtime.local`` that needs nothing
-but the serve command); traffic goes straight to the processes, split by our own loop, in
+``paddle-canary serve`` is started with ``runtime.local.ServeProcess`` (no /deep_health gate, so
+broken versions start too); traffic goes straight to the processes, split by our own loop, in
 ``/predict/batch`` requests of reference rows (many scored rows per request, so the row-based
 gates see enough data in seconds).
 """
@@ -11,14 +11,13 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
-import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from paddle_canary import process
+from paddle_canary.runtime.local import ServeProcess
 
 REPO = Path(__file__).resolve().parents[2]
 REGISTRY = REPO / "model_registry"
@@ -26,39 +25,12 @@ BROKEN = REPO / "fixtures" / "broken_models"
 MODEL = "risk-score"
 
 
-class Serving:
-    """One ``paddle-canary serve`` process; stopped by PID."""
+class Serving(ServeProcess):
+    """One ``paddle-canary serve`` process (any version, broken ones too); stopped by PID."""
 
     def __init__(self, logdir: Path, version: str, registry: Path = REGISTRY,
                  model: str = MODEL):
-        self.model, self.version = model, version
-        self.port = process.free_port()
-        self.proc = process.spawn(
-            [sys.executable, "-m", "paddle_canary.cli", "serve", "--model", model,
-             "--version", version, "--port", str(self.port), "--registry", str(registry)],
-            Path(logdir) / f"serve-{version}-{self.port}.log")
-
-    def wait_ready(self, timeout: float = 60.0) -> "Serving":
-        def up() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"serve {self.version} exited with {self.proc.returncode}")
-            if not process.port_open(self.port):
-                return False
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-            try:
-                conn.request("GET", "/health")
-                return conn.getresponse().status == 200
-            finally:
-                conn.close()
-        process.wait_until(up, timeout, what=f"serving {self.version} on {self.port}")
-        return self
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        process.stop_pid(self.proc.pid)
+        super().__init__(model, version, logdir, registry_root=registry)
 
 
 def copy_as_version(dest_root: Path, version: str = "v1", as_version: str = "v1-copy") -> Path:

@@ -4,46 +4,22 @@ from __future__ import annotations
 
 import http.client
 import json
-import signal
 import sys
 from pathlib import Path
 
-from paddle_canary import process
+from paddle_canary.runtime.local import ServeProcess
 
 MODEL = "risk-score"
 STABLE, CANDIDATE = "v1", "v2"
 PADDLE_CANARY = [sys.executable, "-m", "paddle_canary.cli"]
 
 
-class Serving:
-    """One `paddle-canary serve` process, stopped by PID."""
+class Serving(ServeProcess):
+    """One `paddle-canary serve` process of the risk-score model, up on return; stopped by PID."""
 
     def __init__(self, version: str, log_dir: Path) -> None:
-        self.version = version
-        self.port = process.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = process.spawn(
-            PADDLE_CANARY + ["serve", "--model", MODEL, "--version", version,
-                             "--port", str(self.port), "--threads", "1"],
-            log_dir / f"serve-{version}-{self.port}.log")
-        process.wait_until(lambda: self.proc.poll() is not None or self._healthy(), 60,
-                           what=f"serving {version} /health")
-        assert self.proc.poll() is None, f"serving {version} exited; see {log_dir}"
-
-    def _healthy(self) -> bool:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-        try:
-            conn.request("GET", "/health")
-            return conn.getresponse().status == 200
-        finally:
-            conn.close()
-
-    def kill(self) -> None:
-        process.stop_pid(self.proc.pid, signal.SIGKILL, 5)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            process.stop_pid(self.proc.pid, signal.SIGTERM, 15)
+        super().__init__(MODEL, version, log_dir)
+        self.wait_ready()
 
 
 def predict(url: str, user_id: str | None, features, conn: http.client.HTTPConnection | None = None):

@@ -9,6 +9,7 @@ still that ``serve`` command on that port (PIDs are reused).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from filelock import FileLock
 
@@ -59,6 +61,68 @@ def log_tail(path: Path, lines: int = 12) -> str:
         return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def serve_argv(model: str, version: str, port: int, registry_root: Path | str | None = None,
+               host: str = "127.0.0.1", device: str = "cpu", threads: int = 1) -> list[str]:
+    """The ``paddle-canary serve`` command line for one version."""
+    argv = [sys.executable, "-m", "paddle_canary.cli", "serve", "--model", model,
+            "--version", version, "--host", host, "--port", str(port),
+            "--device", device, "--threads", str(threads)]
+    if registry_root:
+        argv += ["--registry", str(registry_root)]
+    return argv
+
+
+def http_ok(url: str, path: str = "/health", timeout: float = 1.0) -> bool:
+    """True when ``GET url+path`` answers 200."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+class ServeProcess:
+    """One ``paddle-canary serve`` child on a free port, without LocalRuntime's state file or
+    its /deep_health gate: for tests and benchmarks, which also start broken versions.
+    Stopped by PID."""
+
+    def __init__(self, model: str, version: str, log_dir: Path | str,
+                 registry_root: Path | str | None = None, threads: int = 1):
+        self.model, self.version = model, version
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = spawn(serve_argv(model, version, self.port, registry_root, threads=threads),
+                          Path(log_dir) / f"serve-{version}-{self.port}.log")
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 60.0, path: str = "/health") -> "ServeProcess":
+        """Wait until ``path`` answers 200; raise at once if the process exits."""
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                raise DeployError(f"serve {self.model} {self.version} exited with "
+                                  f"{self.proc.returncode}")
+            return http_ok(self.url, path)
+        try:
+            wait_until(up, timeout, what=f"serving {self.version} on {self.port}")
+        except Timeout as exc:
+            raise DeployError(str(exc)) from exc
+        return self
+
+    def kill(self) -> None:
+        stop_pid(self.proc.pid, signal.SIGKILL, 5)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            stop_pid(self.proc.pid, signal.SIGTERM, 15)
 
 
 class LocalRuntime(Runtime):
@@ -137,12 +201,8 @@ class LocalRuntime(Runtime):
             port = free_port(self.host)
             log = self.workdir / "logs" / f"{model}-{version}.log"
             offset = log.stat().st_size if log.exists() else 0
-            argv = [sys.executable, "-m", "paddle_canary.cli", "serve", "--model", model,
-                    "--version", version, "--host", self.host, "--port", str(port),
-                    "--device", self.device, "--threads", str(self.threads)]
-            if self.registry_root:
-                argv += ["--registry", str(self.registry_root)]
-            proc = spawn(argv, log)
+            proc = spawn(serve_argv(model, version, port, self.registry_root, self.host,
+                                    self.device, self.threads), log)
             entry = {"model": model, "version": version, "port": port, "pid": proc.pid,
                      "url": f"http://{self.host}:{port}", "log": str(log),
                      "log_offset": offset, "started_at": time.time()}
