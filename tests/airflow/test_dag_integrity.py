@@ -83,3 +83,15 @@ def test_analysis_trigger_round_trips():
     assert path == "paddle_canary.airflow.triggers.CanaryAnalysisTrigger"
     again = CanaryAnalysisTrigger(**kwargs)
     assert again.serialize() == (path, kwargs)
+
+
+def test_only_tasks_that_park_are_retried(dag):
+    """Approvals and deferrals get a quick retry for Airflow 3.3's resume race; a failed gate
+    or a Reject is an AirflowFailException and is never retried; the rest never retry."""
+    t = dag.task_dict
+    assert t["step_01.approve"].retries == 1 and t["step_01.confirm"].retries == 1
+    assert t["step_01.analyze"].retries == 1
+    assert t["teardown_old_version"].retries == 2
+    for task in ("resolve_plan", "validate_model", "deploy_candidate", "step_01.set_weight",
+                 "promote", "rollback"):
+        assert t[task].retries == 0, task

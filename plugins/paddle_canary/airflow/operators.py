@@ -22,6 +22,11 @@ from paddle_canary.release import controller
 from paddle_canary.release.plan import ReleasePlan
 
 PLAN_TASK = "resolve_plan"
+# Airflow 3.3 can mark a task failed when it resumes within seconds of parking (an approval
+# answered at once, a deferral whose trigger fires at once): the executor's late "success" for
+# the parked attempt finds the task already queued again ("state changed externally"). Tasks
+# that park get one quick retry; their real failures raise AirflowFailException, never retried.
+RACE_RETRY = timedelta(seconds=1)
 
 
 def plan_of(context) -> dict[str, Any]:
@@ -105,7 +110,10 @@ class CanaryAnalysisSensor(BaseSensorOperator):
     """
 
     def __init__(self, *, slot: int, set_weight_task: str, **kwargs):
-        kwargs.setdefault("retries", 0)
+        # A failed gate is an AirflowFailException and never retried; the one retry is for
+        # Airflow 3.3's race when a deferral resumes within seconds (see RACE_RETRY).
+        kwargs.setdefault("retries", 1)
+        kwargs.setdefault("retry_delay", RACE_RETRY)
         super().__init__(**kwargs)
         self.slot = slot
         self.set_weight_task = set_weight_task
@@ -154,11 +162,10 @@ class ReleaseApprovalOperator(ApprovalOperator):
 
     def __init__(self, *, slot: int, when: str, analysis_task: str | None = None, **kwargs):
         kwargs.setdefault("subject", f"Release step {slot + 1}")
-        # One retry: Airflow 3.3 can mark an approval failed when it is answered within about a
-        # second of being asked (the executor's "success" for the parked attempt races the
-        # resume). A Reject is an AirflowFailException, which is never retried.
+        # One retry for Airflow 3.3's race (see RACE_RETRY); a Reject is an
+        # AirflowFailException, which is never retried.
         kwargs.setdefault("retries", 1)
-        kwargs.setdefault("retry_delay", timedelta(seconds=1))
+        kwargs.setdefault("retry_delay", RACE_RETRY)
         super().__init__(fail_on_reject=True, **kwargs)
         self.slot, self.when, self.analysis_task = slot, when, analysis_task
 
@@ -207,11 +214,22 @@ class PromoteOperator(ReleaseTask):
 
 
 class TeardownOperator(BaseOperator):
-    """Stop the old version ``teardown_delay_s`` after promotion, waiting in the triggerer."""
+    """Stop the old version ``teardown_delay_s`` after promotion, waiting in the triggerer.
+
+    The moment is counted from the promotion recorded in the journal, so a retry does not
+    push it further out."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("retries", 2)
+        kwargs.setdefault("retry_delay", RACE_RETRY)
+        super().__init__(**kwargs)
 
     def execute(self, context):
         plan = plan_of(context)
-        moment = datetime.now(timezone.utc) + timedelta(seconds=plan["teardown_delay_s"])
+        promoted = next((e["ts"] for e in controller.events(plan) if e["event"] == "promoted"),
+                        time.time())
+        moment = (datetime.fromtimestamp(promoted, timezone.utc)
+                  + timedelta(seconds=plan["teardown_delay_s"]))
         controller.record_event(plan, "teardown_scheduled", at=moment.isoformat())
         self.defer(trigger=DateTimeTrigger(moment=moment), method_name="execute_complete")
 
