@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from paddle_canary.registry import export_as
 from paddle_canary.runtime.local import ServeProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,11 +41,7 @@ def copy_as_version(dest_root: Path, version: str = "v1", as_version: str = "v1-
     dst = Path(dest_root) / MODEL
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src / "model.yaml", dst / "model.yaml")
-    shutil.copytree(src / version, dst / as_version)
-    card = dst / as_version / "card.yaml"
-    text = card.read_text()
-    assert f"\nversion: {version}\n" in text
-    card.write_text(text.replace(f"\nversion: {version}\n", f"\nversion: {as_version}\n"))
+    export_as(src / version, dst / as_version, as_version)
     return Path(dest_root)
 
 

@@ -5,7 +5,6 @@ Approvals are answered over the REST API."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 
@@ -15,7 +14,7 @@ from paddle_canary import process
 from paddle_canary.airflow_rest import AirflowClient, AirflowError
 from paddle_canary.localstack import driver
 from paddle_canary.localstack.stack import LocalStack, StackPorts
-from paddle_canary.registry import Registry
+from paddle_canary.registry import Registry, export_as
 
 pytestmark = pytest.mark.slow
 MODEL = "risk-score"
@@ -152,10 +151,7 @@ def test_registering_with_release_schedules_it_and_a_failing_model_gets_no_traff
 
 
 def test_rollback_by_hand_stops_the_release_at_once(stack, client, registry_root, tmp_path):
-    src = tmp_path / "v3"
-    shutil.copytree(registry_root / MODEL / "v1", src)
-    card = src / "card.yaml"
-    card.write_text(card.read_text().replace("version: v1", "version: v3", 1))
+    src = export_as(registry_root / MODEL / "v1", tmp_path / "v3", "v3")
     Registry(stack.paths.registry_root).register(MODEL, "v3", src)
     run_id = client.trigger({"model": MODEL, "version": "v3", "steps": [5, 100], **FAST,
                              "step_interval_s": 300, "gates": {"min_samples": 100000}})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import time
 from pathlib import Path
 
@@ -15,12 +14,8 @@ MODEL = "risk-score"
 
 def export_copy(src: Path, dest: Path, version: str, model: str = MODEL) -> Path:
     """Copy an export to ``dest`` with its card renamed to ``model``/``version``."""
-    shutil.copytree(src, dest)
-    card = (dest / "card.yaml").read_text()
-    card = card.replace(f"version: {src.name}\n", f"version: {version}\n", 1)
-    card = card.replace(f"model: {MODEL}\n", f"model: {model}\n", 1)
-    (dest / "card.yaml").write_text(card)
-    return dest
+    from paddle_canary.registry import export_as
+    return export_as(src, dest, version, model)
 
 
 def snapshot(path: Path) -> dict[str, str]:

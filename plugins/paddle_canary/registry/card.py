@@ -194,6 +194,23 @@ class ModelCard:
         )
 
 
+def export_as(src: Path | str, dest: Path | str, version: str, model: str | None = None) -> Path:
+    """Copy the export in ``src`` to ``dest`` with its card naming ``version`` (and ``model``):
+    the same model files registered again under another name (A/A tests, benchmarks)."""
+    import re
+    import shutil
+
+    check_version_name(version)
+    dest = Path(dest)
+    shutil.copytree(src, dest)
+    card = dest / "card.yaml"
+    text = re.sub(r"(?m)^version: .*$", f"version: {version}", card.read_text(), count=1)
+    if model is not None:
+        text = re.sub(r"(?m)^model: .*$", f"model: {check_model_name(model)}", text, count=1)
+    card.write_text(text)
+    return dest
+
+
 def read_reference(path: Path, feature_names: tuple[str, ...]) -> np.ndarray:
     """Read a reference CSV whose header must equal ``feature_names``; float32 rows."""
     try:
