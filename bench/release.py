@@ -23,13 +23,13 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 from paddle_canary import process
 from paddle_canary.airflow_rest import AirflowClient
 from paddle_canary.localstack import driver
 from paddle_canary.localstack.stack import LocalStack, StackPorts
+from paddle_canary.registry import export_as
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "risk-score"
@@ -113,15 +113,6 @@ class SlotSampler:
         self._t.join(10)
 
 
-def copy_as(src: Path, version: str, dest_root: Path) -> Path:
-    dest = dest_root / version
-    shutil.copytree(src, dest)
-    card = dest / "card.yaml"
-    card.write_text("\n".join(f"version: {version}" if line.startswith("version:") else line
-                              for line in card.read_text().splitlines()) + "\n")
-    return dest
-
-
 def bench_releases(runs: int, home: Path) -> None:
     shutil.rmtree(home, ignore_errors=True)
     ports = StackPorts(gateway=process.free_port(), prometheus=process.free_port(),
@@ -131,7 +122,8 @@ def bench_releases(runs: int, home: Path) -> None:
     tmp = Path(tempfile.mkdtemp())
     versions = [f"bad-slow-{i + 1}" for i in range(runs)]
     for v in versions:
-        reg.register(MODEL, v, copy_as(REPO / "fixtures/broken_models" / MODEL / "bad-slow", v, tmp))
+        reg.register(MODEL, v, export_as(REPO / "fixtures/broken_models" / MODEL / "bad-slow",
+                                         tmp / v, v))
     results, waits, others = [], [], []
     try:
         stack.up()
@@ -155,17 +147,12 @@ def bench_releases(runs: int, home: Path) -> None:
                 print(f"  v2: {driver.summary(home, MODEL, run_id, run['state'])['outcome']} "
                       f"({len(sampler.during_wait)} samples during step waits)", flush=True)
                 continue
-            events = driver.journal_events(home, MODEL, run_id)
-            t_traffic = next(e["ts"] for e in events if e["event"] == "weight" and e["weight"] > 0)
-            t_fail = next(e["ts"] for e in events if e["event"] == "look"
-                          and e["verdict"]["status"] == "fail")
-            cuts = [e["ts"] for e in events if e["event"] == "cut"]
-            results.append({"version": v, "traffic_to_cut": cuts[0] - t_traffic,
-                            "look_to_cut": cuts[0] - t_fail,
-                            "look_to_task_cut": cuts[-1] - t_fail})
-            print(f"  {v}: first canary traffic -> weight 0 in {cuts[0] - t_traffic:.1f} s "
-                  f"(failing look -> trigger cut {cuts[0] - t_fail:.2f} s; "
-                  f"-> rollback task's cut {cuts[-1] - t_fail:.2f} s)", flush=True)
+            r = driver.summary(home, MODEL, run_id, run["state"])
+            results.append(r)
+            print(f"  {v}: first canary traffic -> weight 0 in {r['traffic_to_weight0_s']:.1f} s "
+                  f"(failing look -> trigger cut {r['failing_look_to_weight0_s']:.2f} s; "
+                  f"-> rollback task's cut {r['failing_look_to_rollback_cut_s']:.2f} s)",
+                  flush=True)
     finally:
         stack.down()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -179,9 +166,9 @@ def bench_releases(runs: int, home: Path) -> None:
     print(f"  otherwise (the release's own tasks):  max {max(others, default=0)}, "
           f"median {statistics.median(others) if others else 0} over {len(others)} samples")
     print(f"\nFault to weight 0 (bad-slow, 5 % canary, 100 req/s of synthetic users; medians of {runs}):")
-    print(f"  first canary traffic -> weight 0 (trigger cut)      {med('traffic_to_cut'):6.2f} s")
-    print(f"  failing look -> weight 0 (trigger cut)              {med('look_to_cut'):6.2f} s")
-    print(f"  failing look -> weight 0 by the rollback task       {med('look_to_task_cut'):6.2f} s"
+    print(f"  first canary traffic -> weight 0 (trigger cut)      {med('traffic_to_weight0_s'):6.2f} s")
+    print(f"  failing look -> weight 0 (trigger cut)              {med('failing_look_to_weight0_s'):6.2f} s")
+    print(f"  failing look -> weight 0 by the rollback task       {med('failing_look_to_rollback_cut_s'):6.2f} s"
           f"   (baseline: cut left to a separate task)")
 
 

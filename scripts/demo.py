@@ -101,7 +101,7 @@ def main() -> int:
     print(f"{'candidate':<10} {'outcome':<12} {'steps reached':<18} {'fault->0 %':>10}  reason")
     for r in results:
         steps = ",".join(str(w) for w in r["steps_reached"])
-        t = f"{r['traffic_to_weight0_s']} s" if r["traffic_to_weight0_s"] else "-"
+        t = f"{r['traffic_to_weight0_s']:.1f} s" if r["traffic_to_weight0_s"] else "-"
         print(f"{r['candidate']:<10} {r['outcome'] or '?':<12} {steps:<18} {t:>10}  "
               f"{(r['reason'] or '')[:60]}")
     for r in results:

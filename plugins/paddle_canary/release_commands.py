@@ -166,8 +166,7 @@ def cmd_rollback(args) -> int:
     if not holder:
         return 0
     run_id = holder["run_id"]
-    events = journal.read(journal.journal_path(paths.home, args.model, run_id))
-    plan = next((e["plan"] for e in events if e["event"] == "plan"), None)
+    plan = journal.plan_in(journal.read(journal.journal_path(paths.home, args.model, run_id)))
     if plan is None:
         raise UserError(f"release {run_id} holds {args.model} but has no plan in its journal; "
                         f"'paddle-canary unlock {args.model}' frees it")

@@ -65,12 +65,13 @@ def drive(client, run_id: str, home: Path, model: str, timeout: float,
 def summary(home: Path, model: str, run_id: str, run_state: str) -> dict:
     """Outcome, steps reached, why, and the seconds from first canary traffic to weight 0."""
     events = journal_events(home, model, run_id)
-    plan = next((e["plan"] for e in events if e["event"] == "plan"), None)
+    plan = journal.plan_in(events)
     first_traffic = next((e["ts"] for e in events if e["event"] == "weight" and e["weight"] > 0),
                          None)
     first_fail = next((e["ts"] for e in events if e["event"] == "look"
                        and e["verdict"]["status"] == "fail"), None)
-    cut = next((e["ts"] for e in events if e["event"] == "cut"), None)
+    cuts = [e["ts"] for e in events if e["event"] == "cut"]
+    cut = cuts[0] if cuts else None  # the trigger's cut; the rollback task cuts again after
     finished = [e for e in events if e["event"] == "finished"]
     reports = sorted((Path(home) / "reports" / model).glob(f"*{run_id[-8:]}*.html"))
     return {
@@ -80,7 +81,9 @@ def summary(home: Path, model: str, run_id: str, run_state: str) -> dict:
         "outcome": finished[-1]["outcome"] if finished else ("refused" if plan is None else None),
         "steps_reached": [e["weight"] for e in events if e["event"] == "weight"],
         "reason": next((e["reason"] for e in events if e["event"] == "failure"), None),
-        "traffic_to_weight0_s": round(cut - first_traffic, 1) if cut and first_traffic else None,
-        "failing_look_to_weight0_s": round(cut - first_fail, 2) if cut and first_fail else None,
+        "traffic_to_weight0_s": cut - first_traffic if cut and first_traffic else None,
+        "failing_look_to_weight0_s": cut - first_fail if cut and first_fail else None,
+        # what leaving the cut to the rollback task would give (the baseline in the bench)
+        "failing_look_to_rollback_cut_s": cuts[-1] - first_fail if cuts and first_fail else None,
         "report": str(reports[-1]) if reports else None,
     }

@@ -46,3 +46,8 @@ def read(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue  # a torn last line after a crash; the rest stays readable
     return out
+
+
+def plan_in(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The release plan a journal starts with (None when the request was refused)."""
+    return next((e["plan"] for e in events if e["event"] == "plan"), None)
