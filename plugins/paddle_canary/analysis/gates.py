@@ -65,6 +65,16 @@ def _band(lo: float, hi: float, low_limit: float, high_limit: float) -> str:
     return INCONCLUSIVE
 
 
+def _share_status(lo: float, hi: float, tail: float, n: float, min_samples: int) -> str:
+    """A tail share's status: fail as soon as its CS lies above ``tail`` (valid from the first
+    request), pass only when it lies below and ``n`` reached ``min_samples``."""
+    if lo > tail:
+        return FAIL
+    if hi < tail and n >= min_samples:
+        return PASS
+    return INCONCLUSIVE
+
+
 def _words(status: str, inside: str, outside: str) -> str:
     return {PASS: inside, FAIL: outside, INCONCLUSIVE: "CS straddles"}[status]
 
@@ -181,12 +191,7 @@ def latency_p95(b: WindowCounts, c: WindowCounts, cfg: GateConfig) -> GateResult
     k = stats.count_above(c.latency_buckets, edges, g.max_ms / 1000)
     lo, hi = stats.beta_binomial_cs(k, nc, alpha) if nc > 0 else (0.0, 1.0)
     share = k / nc if nc > 0 else math.nan
-    if lo > tail:
-        status = FAIL
-    elif hi < tail and nc >= cfg.min_samples:
-        status = PASS
-    else:
-        status = INCONCLUSIVE
+    status = _share_status(lo, hi, tail, nc, cfg.min_samples)
     text = (f"candidate P95 {p95_c:.1f} ms; {share:.1%} of {nc:.0f} requests above "
             f"{g.max_ms:g} ms (CS {lo:.1%}..{hi:.1%}), limit {tail:.0%}")
     if status == INCONCLUSIVE and nc < cfg.min_samples:
@@ -210,12 +215,7 @@ def latency_p95(b: WindowCounts, c: WindowCounts, cfg: GateConfig) -> GateResult
         (lo_f, _), (_, hi_p) = zip(*stats.beta_binomial_cs(np.array(ks), nc, alpha))
         t_point = limit(p95_b / 1000)
         share = stats.count_above(c.latency_buckets, edges, t_point) / nc
-        if lo_f > tail:
-            status = FAIL
-        elif hi_p < tail and nc >= cfg.min_samples:
-            status = PASS
-        else:
-            status = INCONCLUSIVE
+        status = _share_status(lo_f, hi_p, tail, nc, cfg.min_samples)
         ratio = p95_c / p95_b if p95_b > 0 else math.inf
         checks.append(Check(
             "p95_ratio", status, share, (lo_f, hi_p), tail, "share",
