@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paddle_canary.registry.card import ModelCard
+from paddle_canary.registry.card import ModelCard, read_reference
 from paddle_canary.registry.errors import RegistryError
 
 
@@ -123,3 +123,80 @@ def check_export(card: ModelCard) -> dict:
         "reference_out_of_range": int(((scores[finite] < 0) | (scores[finite] > 1)).sum()),
         "load_ms": round(load_s * 1000, 1),
     }
+
+
+# ---- equivalence of two exports of the same version -------------------------------------------
+#
+# Float training is not bit-identical across CPUs (other SIMD paths, other summation orders), so
+# "the training script reproduces a version" means: the same program, the same reference rows,
+# scores within SCORE_ATOL on every reference row, and card figures that agree to their printed
+# precision. Bytes are compared only for files no float arithmetic produced.
+
+SCORE_ATOL = 1e-4      # measured across two x86 CPUs: differences of ~1e-7
+FIGURE_ATOL = 2e-3     # printed figures: AUC/accuracy move by 1/200 per flipped row at most
+
+
+def _close_figures(a, b, where: str, problems: list[str]) -> None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            problems.append(f"{where}: keys {sorted(a)} vs {sorted(b)}")
+            return
+        for key in a:
+            _close_figures(a[key], b[key], f"{where}.{key}", problems)
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            _close_figures(x, y, f"{where}[{i}]", problems)
+    elif (isinstance(a, float) or isinstance(b, float)) and not isinstance(a, bool) \
+            and isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        if not abs(a - b) <= FIGURE_ATOL * max(1.0, abs(a)):
+            problems.append(f"{where}: {a} vs {b}")
+    elif a != b:
+        problems.append(f"{where}: {a!r} vs {b!r}")
+
+
+def _scores(directory: Path, rows: np.ndarray) -> np.ndarray:
+    predictor = create_cpu_predictor(directory / "model.json", directory / "model.pdiparams")
+    return run_predictor(predictor, rows).reshape(-1).astype(np.float64)
+
+
+def export_differences(a: Path | str, b: Path | str) -> list[str]:
+    """Why the export in directory ``b`` is not the same model as the one in ``a`` (empty when
+    they are equivalent).
+
+    The program (``model.json``, parsed) and the reference rows must be equal; scores on the
+    reference rows equal within :data:`SCORE_ATOL` (NaN where the other has NaN); the cards'
+    figures within their printed precision, and histogram counts may differ only by scores that
+    lie within :data:`SCORE_ATOL` of a bin edge.
+    """
+    import yaml
+
+    a, b = Path(a), Path(b)
+    problems: list[str] = []
+    if json.loads((a / "model.json").read_text()) != json.loads((b / "model.json").read_text()):
+        problems.append("model.json: the programs differ")
+    if (a / "reference.csv").read_bytes() != (b / "reference.csv").read_bytes():
+        return problems + ["reference.csv: the reference rows differ"]
+    card_a, card_b = (yaml.safe_load((d / "card.yaml").read_text()) for d in (a, b))
+    rows = read_reference(a / "reference.csv", tuple(card_a["input"]["features"]))
+    width = ((declared_inputs(a / "model.json") or {}).get(card_a["input"]["name"]) or [0, 0])[1]
+    if 0 < width < rows.shape[1]:  # a fixture whose export takes fewer inputs than its card
+        rows = rows[:, :width]
+    sa, sb = _scores(a, rows), _scores(b, rows)
+    if not np.array_equal(np.isnan(sa), np.isnan(sb)):
+        problems.append("scores: NaN on different rows")
+    finite = np.isfinite(sa) & np.isfinite(sb)
+    worst = float(np.max(np.abs(sa[finite] - sb[finite]), initial=0.0))
+    if worst > SCORE_ATOL:
+        problems.append(f"scores differ by up to {worst:.2e} (> {SCORE_ATOL})")
+    hist_a = card_a["reference"].pop("histogram", {})
+    hist_b = card_b["reference"].pop("histogram", {})
+    _close_figures(card_a, card_b, "card", problems)
+    counts_a, counts_b = hist_a.get("counts") or [], hist_b.get("counts") or []
+    if hist_a.get("edges") != hist_b.get("edges") or len(counts_a) != len(counts_b):
+        problems.append("card.reference.histogram: bins differ")
+    else:
+        edges = np.asarray(hist_a["edges"], dtype=float)
+        near_edge = int(sum(np.any(np.abs(s - edges) <= SCORE_ATOL) for s in sa[np.isfinite(sa)]))
+        if sum(abs(x - y) for x, y in zip(counts_a, counts_b)) > 2 * near_edge:
+            problems.append(f"card.reference.histogram: counts {counts_a} vs {counts_b}")
+    return problems
