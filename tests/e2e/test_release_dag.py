@@ -60,10 +60,15 @@ def run_release(stack, client, conf, answer="Approve", timeout=300):
     return run_id, driver.summary(stack.home, MODEL, run_id, run["state"])
 
 
+class Routes:
+    def __init__(self, route):
+        self.candidate_url = route.candidate.url if route.candidate else None
+        self.stable_url = route.stable.url
+
+
 def gateway(stack):
-    from paddle_canary.release import controller
-    r = controller.router()
-    return r.weight(), r.state
+    live = stack.gateway().route(MODEL)
+    return live.weight, Routes(live)
 
 
 def snapshot(root):

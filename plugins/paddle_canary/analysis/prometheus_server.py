@@ -21,8 +21,9 @@ import yaml
 
 from paddle_canary import process
 from paddle_canary.errors import UserError
+from paddle_canary.settings import REPO
 
-TEMPLATE = Path(__file__).resolve().parents[3] / "images" / "prometheus" / "prometheus.yml"
+TEMPLATE = REPO / "images" / "prometheus" / "prometheus.yml"
 JOB = "paddle-canary-serving"
 
 

@@ -21,7 +21,7 @@ import httpx
 from paddle_canary import process
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-REPO = Path(__file__).resolve().parents[3]
+from paddle_canary.settings import REPO
 
 
 @dataclass

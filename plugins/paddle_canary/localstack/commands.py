@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from paddle_canary.release.stack import REPO
+from paddle_canary.settings import REPO
 
 DEFAULT_HOME = REPO / "var" / "stack"
 

@@ -1,5 +1,5 @@
-"""The whole one-machine stack: Prometheus, the stable version, the nginx gateway, Airflow and
-a load generator of synthetic users, each started as a process and stopped by PID.
+"""The whole one-machine stack: Prometheus, every model's stable version, the nginx gateway,
+Airflow and a load generator of synthetic users, each started as a process and stopped by PID.
 
 ``LocalStack.up()`` is idempotent (a part already running is left as it is) and writes
 ``$home/stack.json`` with the URLs, so ``make down`` (``LocalStack.attach(home).down()``) and the
@@ -17,7 +17,7 @@ from pathlib import Path
 from paddle_canary import process
 from paddle_canary.localstack.airflow_server import AirflowServer
 from paddle_canary.registry import Registry
-from paddle_canary.release.stack import REPO, StackPaths
+from paddle_canary.settings import REPO, Settings
 
 
 @dataclass
@@ -36,7 +36,7 @@ class LocalStack:
         self.ports = ports or StackPorts()
         self.load_rate = load_rate
         self.source_registry = Path(source_registry)
-        self.paths = StackPaths(home=self.home, registry_root=self.home / "registry",
+        self.paths = Settings(home=self.home, registry_root=self.home / "registry",
                                 prometheus_url=f"http://127.0.0.1:{self.ports.prometheus}")
         self.airflow = AirflowServer(home=self.home / "airflow", port=self.ports.airflow,
                                      extra_env=self.paths.to_env())
@@ -55,14 +55,14 @@ class LocalStack:
                                 targets_dir=self.paths.targets_dir)
 
     def runtime(self):
-        from paddle_canary.runtime.local import LocalRuntime
-        return LocalRuntime(self.paths.runtime_dir, registry_root=self.paths.registry_root)
+        from paddle_canary.runtime.factory import make_runtime
+        return make_runtime("local", self.paths)
 
-    def gateway(self, stable_url: str | None = None):
+    def gateway(self):
         from paddle_canary.traffic.nginx import NginxRouter
         if (self.paths.gateway_dir / "state.json").exists():
             return NginxRouter.attach(self.paths.gateway_dir)
-        return NginxRouter(self.paths.gateway_dir, port=self.ports.gateway, stable_url=stable_url)
+        return NginxRouter(self.paths.gateway_dir, port=self.ports.gateway)
 
     @property
     def gateway_url(self) -> str:
@@ -79,18 +79,35 @@ class LocalStack:
         return Registry(root)
 
     def up(self, airflow: bool = True, load: bool = True) -> None:
+        """Start what is not running (idempotent). Every registered model's stable version
+        runs and is routed. A gateway that had to be (re)started routes every model to its
+        stable version only; a running one keeps its routes, except that a stable version
+        that was restarted (on another port) is re-pointed."""
+        from paddle_canary.traffic.base import Backend, ModelRoute
         self.home.mkdir(parents=True, exist_ok=True)
         reg = self.prepare_registry()
-        stable = reg.pointers(self.model).stable
         prom = self.prometheus()
         if not prom.running():
             prom.start()
-        endpoint = self.runtime().deploy(self.model, stable)
-        from paddle_canary.release.controller import scrape
-        scrape(self.model, stable, endpoint.url, self.paths.targets_dir)
-        gw = self.gateway(stable_url=endpoint.url)
+        rt = self.runtime()
+        routes = []
+        for model in reg.models():
+            stable = reg.pointers(model).stable
+            if stable is None:
+                continue
+            endpoint = rt.deploy(model, stable)
+            routes.append(ModelRoute(model, stable=Backend(stable, endpoint.url)))
+        gw = self.gateway()
         if not gw.is_running():
-            gw.start(weight=0)
+            gw.start([r for r in routes if r.model == self.model]
+                     + [r for r in routes if r.model != self.model])
+        else:
+            for route in routes:
+                live = gw.live(route.model)
+                if live is None:
+                    gw.apply_verified(route)
+                elif live.stable != route.stable:
+                    gw.apply_verified(live.replace(stable=route.stable))
         if airflow:
             self.airflow.start()
         if load:

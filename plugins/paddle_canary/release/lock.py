@@ -43,7 +43,7 @@ def acquire(registry_root: Path, model: str, run_id: str, candidate: str) -> Non
         raise ReleaseInProgress(
             f"a release of {model} is still running (run {current.get('run_id')!r}, candidate "
             f"{current.get('candidate')!r}, since {current.get('since')}); wait for it to end, "
-            f"or run 'paddle-canary release unlock {model}' if that run is gone") from None
+            f"or run 'paddle-canary unlock {model}' if that run is gone") from None
     with os.fdopen(fd, "w") as f:
         json.dump(record, f)
         f.flush()
