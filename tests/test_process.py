@@ -1,7 +1,11 @@
-"""pid_alive / stop_pid decide when a stopped process is really gone."""
+"""pid_alive / stop_pid decide when a stopped process is really gone; marked processes are
+found and stopped however their parents died."""
 
 from __future__ import annotations
 
+import os
+import signal
+import stat
 import subprocess
 import sys
 
@@ -45,3 +49,80 @@ def test_a_process_whose_main_thread_exited_is_alive_while_a_thread_runs():
 def _leader_zombie(pid: int) -> bool:
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rsplit(")", 1)[-1].split()[0] == "Z"
+
+
+# A marked parent whose child leaves its session and ignores SIGTERM (as Airflow's LocalExecutor
+# workers outlive a SIGKILLed scheduler in its old process group); prints the child's PID.
+ORPHAN_MAKER = ("import os, signal, subprocess, sys, time;"
+                "c = subprocess.Popen([sys.executable, '-c', 'import os, signal, time;"
+                "os.setsid(); signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+                "print(1, flush=True); time.sleep(120)'], stdout=subprocess.PIPE);"
+                "c.stdout.readline(); print(c.pid, flush=True); time.sleep(120)")
+
+
+def _spawn_printing(argv, tmp_path, owner, name="p"):
+    out = tmp_path / f"{name}.out"
+    proc = process.spawn(argv, out, owner=owner)
+    pid_line = process.wait_until(lambda: out.read_text().strip(), 20, what=f"{name} output")
+    return proc, pid_line
+
+
+def test_stop_marked_finds_and_stops_an_orphan_that_ignores_sigterm(tmp_path):
+    home = tmp_path / "stack"
+    parent, child = _spawn_printing([sys.executable, "-c", ORPHAN_MAKER], tmp_path,
+                                    home / "scheduler")
+    child = int(child)
+    try:
+        assert process.marked(home) == sorted([parent.pid, child])
+        parent.kill()  # SIGKILL: the child lives on, in another session, reparented
+        parent.wait(5)
+        assert process.pid_alive(child) and process.mark_of(child) == str(home / "scheduler")
+        assert process.marked(home) == [child]
+        assert process.stop_marked(home, timeout=1.0) == [child]  # SIGTERM ignored: SIGKILL
+        assert not process.pid_alive(child)
+        assert process.marked(home) == []
+    finally:
+        if process.pid_alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_an_owner_covers_the_owners_below_it_only(tmp_path):
+    sleep = [sys.executable, "-c", "import os, time; print(os.getpid(), flush=True); "
+                                   "time.sleep(60)"]
+    procs = {}
+    for name in ("a", "a/b", "ab", "other"):
+        proc, _ = _spawn_printing(sleep, tmp_path, tmp_path / name, name.replace("/", "-"))
+        procs[name] = proc.pid
+    try:
+        assert process.marked(tmp_path / "a") == sorted([procs["a"], procs["a/b"]])
+        assert process.stop_marked(tmp_path / "a" / "b") == [procs["a/b"]]
+        assert process.marked(tmp_path / "a") == [procs["a"]]
+        assert process.pid_alive(procs["ab"]) and process.pid_alive(procs["other"])
+    finally:
+        assert sorted(process.stop_marked(tmp_path)) == sorted(
+            [procs["a"], procs["ab"], procs["other"]])
+    assert process.marked(tmp_path) == []
+
+
+def test_a_marked_process_stopping_its_owner_spares_itself(tmp_path):
+    """An Airflow task (marked as the stack's) may stop the stack's other processes."""
+    code = ("import subprocess, sys; from paddle_canary import process;"
+            "s = subprocess.Popen(['sleep', '60']);"
+            f"stopped = process.stop_marked({str(tmp_path)!r}, timeout=5);"
+            "print(stopped == [s.pid], flush=True)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env=process.marked_env(tmp_path / "task"))
+    assert done.stdout == "True\n", done.stderr
+    assert process.marked(tmp_path) == []
+
+
+def test_spawn_with_a_private_umask_makes_private_files(tmp_path):
+    old = os.umask(0o022)
+    try:
+        proc = process.spawn(["sh", "-c", "echo secret > f; mkdir d"], tmp_path / "log",
+                             cwd=tmp_path, umask=0o077)
+        proc.wait(10)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o700

@@ -1,6 +1,13 @@
-"""Start, wait for and stop local processes (serving, nginx, Prometheus) by PID.
+"""Start, wait for and stop local processes (serving, nginx, Prometheus, Airflow) by PID.
 
 Every wait is bounded by a deadline; nothing here sleeps and hopes.
+
+Processes can be *marked* with an owner (a path, e.g. a stack's home): :func:`spawn` with
+``owner=`` puts ``PADDLE_CANARY_OWNER=<owner>`` in the child's environment, which every
+descendant inherits (Airflow's LocalExecutor workers, log servers, task processes), even after
+its parent died or left its process group. :func:`marked` finds them again through
+``/proc/<pid>/environ`` and :func:`stop_marked` stops them: SIGTERM, a deadline, SIGKILL. An
+owner covers the owners below it: stopping ``var/stack`` stops ``var/stack/airflow/scheduler``.
 """
 
 from __future__ import annotations
@@ -12,6 +19,9 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+
+MARK_ENV = "PADDLE_CANARY_OWNER"
 
 
 class Timeout(RuntimeError):
@@ -108,13 +118,129 @@ def read_pidfile(path: Path) -> int | None:
         return None
 
 
+def owner_key(owner: Path | str) -> str:
+    """The mark of ``owner``: its absolute path with symlinks resolved."""
+    return os.path.realpath(os.fspath(owner))
+
+
+def marked_env(owner: Path | str, env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: this process's environment) with the mark of ``owner``, for a child
+    started some other way than :func:`spawn` (``subprocess.run``)."""
+    return {**(os.environ if env is None else env), MARK_ENV: owner_key(owner)}
+
+
 def spawn(argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None,
-          cwd: Path | None = None) -> subprocess.Popen:
-    """Start ``argv`` in its own session with stdout+stderr appended to ``log_path``."""
+          cwd: Path | None = None, owner: Path | str | None = None,
+          umask: int | None = None) -> subprocess.Popen:
+    """Start ``argv`` in its own session with stdout+stderr appended to ``log_path``.
+
+    ``owner``: mark the child and all its descendants as ``owner``'s (replacing a mark
+    inherited from this process); without it the child keeps this process's mark, if any.
+    ``umask``: the child's umask (``0o077``: every file it creates is private to this user).
+    """
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    child_env = {**os.environ, **(env or {})}
+    if owner is not None:
+        child_env[MARK_ENV] = owner_key(owner)
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
+            env=child_env, cwd=cwd, start_new_session=True,
+            umask=-1 if umask is None else umask,
         )
+
+
+def mark_of(pid: int) -> str | None:
+    """The owner mark in ``pid``'s environment (as it was when the process started), or
+    ``None``: unmarked, gone, or another user's process."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            environ = fh.read()
+    except OSError:
+        return None
+    prefix = MARK_ENV.encode() + b"="
+    for item in environ.split(b"\0"):
+        if item.startswith(prefix):
+            return os.fsdecode(item[len(prefix):])
+    return None
+
+
+def _ancestors() -> set[int]:
+    """This process and every process above it: never stopped by :func:`stop_marked`, so
+    that a marked process (an Airflow task) may stop its own owner's other processes."""
+    found, pid = set(), os.getpid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat.rsplit(")", 1)[-1].split()[1])
+    return found
+
+
+def _owned_by(mark: str | None, key: str) -> bool:
+    return mark is not None and (mark == key or mark.startswith(key.rstrip(os.sep) + os.sep))
+
+
+def marked(owner: Path | str) -> list[int]:
+    """PIDs of the live processes marked as ``owner``'s or as an owner's below it (zombies,
+    this process and its ancestors left out), in ascending order."""
+    key, skip = owner_key(owner), _ancestors()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in skip:
+            continue
+        pid = int(entry)
+        if _owned_by(mark_of(pid), key) and pid_alive(pid):
+            found.append(pid)
+    return sorted(found)
+
+
+def stop_marked(owner: Path | str, timeout: float = 10.0, rounds: int = 3) -> list[int]:
+    """Stop every process marked as ``owner``'s (see :func:`marked`), crash or not.
+
+    SIGTERM to all of them at once, wait until they are gone or ``timeout`` s passed, then
+    SIGKILL those still running (a PID is re-checked for the mark before each signal, so a
+    reused PID is never hit). Processes that appear meanwhile (a dying parent respawning a
+    worker) are found by the next of ``rounds`` scans and killed at once. Returns the PIDs
+    signalled; raises :class:`Timeout` naming any that survive SIGKILL for 5 s.
+    """
+    key = owner_key(owner)
+    signalled: list[int] = []
+
+    def send(pids: list[int], sig: int) -> None:
+        for pid in pids:
+            if _owned_by(mark_of(pid), key):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    continue
+                if pid not in signalled:
+                    signalled.append(pid)
+
+    def gone(pids: list[int]) -> bool:
+        return not any(pid_alive(p) for p in pids)
+
+    for round_no in range(rounds):
+        pids = marked(key)
+        if not pids:
+            return signalled
+        if round_no == 0:
+            send(pids, signal.SIGTERM)
+            try:
+                wait_until(lambda: gone(pids), timeout, what=f"exit of {key}'s processes")
+                continue
+            except Timeout:
+                pids = [p for p in pids if pid_alive(p)]
+        send(pids, signal.SIGKILL)
+        try:
+            wait_until(lambda: gone(pids), 5.0, what=f"exit of {key}'s processes after SIGKILL")
+        except Timeout:
+            left = [p for p in pids if pid_alive(p)]
+            raise Timeout(f"processes {left} of {key} still run 5 s after SIGKILL") from None
+    left = marked(key)
+    if left:
+        raise Timeout(f"processes {left} of {key} keep appearing after {rounds} rounds")
+    return signalled
