@@ -126,3 +126,45 @@ def test_spawn_with_a_private_umask_makes_private_files(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o700
+
+
+SET_TITLE = ("import os, time; from setproctitle import setproctitle;"
+             "setproctitle('a title much longer than this command line ' * 8);"
+             "print(os.getpid(), flush=True); time.sleep(60)")
+
+
+def test_a_process_title_does_not_hide_the_mark_of_a_python_child(tmp_path):
+    """Airflow's workers set their title with setproctitle, which overwrites
+    /proc/<pid>/environ unless SPT_NOENV is set (spawn sets it with the mark)."""
+    proc, pid = _spawn_printing([sys.executable, "-c", SET_TITLE], tmp_path, tmp_path / "x")
+    try:
+        assert int(pid) == proc.pid and process.marked(tmp_path) == [proc.pid]
+    finally:
+        process.stop_marked(tmp_path)
+    assert not process.pid_alive(proc.pid)
+
+
+def test_processes_with_an_overwritten_environment_are_found_by_their_session(tmp_path):
+    """nginx overwrites its environment with its title: pass the session IDs (the PIDs that
+    spawn started) and the leftovers of those sessions are found, never another session's."""
+    code = ("import os, subprocess, time; from setproctitle import setproctitle;"
+            f"c = subprocess.Popen([{sys.executable!r}, '-c', {SET_TITLE!r}],"
+            "  env={**os.environ, 'SPT_NOENV': ''}, stdout=subprocess.PIPE);"
+            "print(c.stdout.readline().decode().strip(), flush=True); time.sleep(60)")
+    leader, child = _spawn_printing([sys.executable, "-c", code], tmp_path, tmp_path / "gw")
+    child = int(child)
+    stranger = subprocess.Popen(["sleep", "60"], env={})  # unmarked, not in the session
+    try:
+        process.wait_until(lambda: process.mark_of(child) is None, 10, what="title set")
+        assert process.marked(tmp_path) == [leader.pid]
+        leader.kill()
+        leader.wait(5)
+        assert process.marked(tmp_path) == []
+        assert process.marked(tmp_path, sessions=[leader.pid]) == [child]
+        assert process.stop_marked(tmp_path, sessions=[leader.pid]) == [child]
+        assert not process.pid_alive(child) and stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait(5)
+        if process.pid_alive(child):
+            os.kill(child, signal.SIGKILL)
