@@ -168,3 +168,24 @@ def test_processes_with_an_overwritten_environment_are_found_by_their_session(tm
         stranger.wait(5)
         if process.pid_alive(child):
             os.kill(child, signal.SIGKILL)
+
+
+def test_a_child_spawned_without_an_owner_does_not_inherit_its_parents_mark(tmp_path):
+    """A serving process started by an Airflow task (marked as the scheduler's) must survive
+    the cleanup of the scheduler's leftovers."""
+    code = ("from paddle_canary import process;"
+            f"p = process.spawn(['sleep', '60'], {str(tmp_path / 'log')!r});"
+            f"q = process.spawn(['sleep', '60'], {str(tmp_path / 'log')!r},"
+            f" owner={str(tmp_path / 'serve')!r});"
+            "print(p.pid, q.pid, flush=True)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env=process.marked_env(tmp_path / "scheduler"))
+    plain, owned = map(int, done.stdout.split())
+    try:
+        assert process.mark_of(plain) is None
+        assert process.mark_of(owned) == str(tmp_path / "serve")
+        assert process.stop_marked(tmp_path / "scheduler") == []
+        assert process.pid_alive(plain)
+    finally:
+        process.stop_pid(plain, timeout=5)
+        assert process.stop_marked(tmp_path) == [owned]

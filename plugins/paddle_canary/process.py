@@ -142,7 +142,9 @@ def spawn(argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None
     """Start ``argv`` in its own session with stdout+stderr appended to ``log_path``.
 
     ``owner``: mark the child and all its descendants as ``owner``'s (replacing a mark
-    inherited from this process); without it the child keeps this process's mark, if any.
+    inherited from this process). Without it the child is unmarked, even when this process is
+    marked: a serving process that an Airflow task starts must not be stopped as the
+    scheduler's leftovers (pass its own owner to have it found).
     ``umask``: the child's umask (``0o077``: every file it creates is private to this user),
     which ``log_path`` (and a directory made for it) is created with too.
     """
@@ -150,6 +152,7 @@ def spawn(argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None
     mask = 0 if umask is None else umask  # the log is made as the child would make it
     log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o777 & ~mask)
     child_env = {**os.environ, **(env or {})}
+    child_env.pop(MARK_ENV, None)
     if owner is not None:
         child_env = marked_env(owner, child_env)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666 & ~mask)
