@@ -93,3 +93,14 @@ def test_console_script_exit_status(root):
                          text=True, env=env)
     assert bad.returncode == 2 and bad.stderr.startswith("error: invalid version 'v1/..'")
     assert "Traceback" not in bad.stderr
+
+
+def test_register_over_a_dangling_symlink_exits_2_without_a_traceback(root, tmp_path):
+    export = export_copy(root / MODEL / "v2", tmp_path / "v3", "v3")
+    (root / MODEL / "v3").symlink_to(tmp_path / "nowhere")
+    exe = os.path.join(os.path.dirname(sys.executable), "paddle-canary")
+    done = subprocess.run([exe, "registry", "register", MODEL, "v3", str(export),
+                           "--registry", str(root)], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(f"error: {root / MODEL / 'v3'} already exists (a symlink")
+    assert "Traceback" not in done.stderr

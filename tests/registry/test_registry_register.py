@@ -136,3 +136,21 @@ def test_a_version_left_half_copied_is_never_listed(registry, root, export):
     partial = root / MODEL / ".register-v3.x1"
     shutil.copytree(export, partial)
     assert registry.versions(MODEL) == ["v1", "v2"]
+
+
+def test_refuses_a_dangling_symlink_planted_as_the_version(registry, root, export, tmp_path):
+    (root / MODEL / "v3").symlink_to(tmp_path / "nowhere")
+    refused(registry, root, MODEL, "v3", export,
+            r"risk-score/v3 already exists \(a symlink to .*nowhere\); versions are immutable")
+
+
+def test_refuses_a_file_planted_as_the_version(registry, root, export):
+    (root / MODEL / "v3").write_text("not a version")
+    refused(registry, root, MODEL, "v3", export, "version 'v3' of model 'risk-score' already "
+                                                 "exists")
+
+
+
+def test_a_lock_that_cannot_be_taken_is_an_error_not_a_traceback(registry, root, export):
+    (root / MODEL / ".lock").mkdir()  # planted: the lock file's name is a directory
+    refused(registry, root, MODEL, "v3", export, r"\.lock: cannot take the lock")
