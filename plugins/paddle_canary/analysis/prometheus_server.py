@@ -141,7 +141,7 @@ class PrometheusServer:
             f"--storage.tsdb.retention.time={self.retention}",
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--web.enable-lifecycle", "--log.level=warn",
-        ], self.log_path, cwd=self.workdir)
+        ], self.log_path, cwd=self.workdir, owner=self.workdir)
         self.pid_path.write_text(f"{proc.pid}\n")
 
         def ready() -> bool:

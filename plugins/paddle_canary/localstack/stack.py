@@ -16,6 +16,7 @@ from pathlib import Path
 
 from paddle_canary import process
 from paddle_canary.localstack.airflow_server import AirflowServer
+from paddle_canary.localstack.private import PRIVATE_UMASK, private_dir, write_private
 from paddle_canary.registry import Registry
 from paddle_canary.settings import REPO, Settings
 
@@ -84,7 +85,7 @@ class LocalStack:
         stable version only; a running one keeps its routes, except that a stable version
         that was restarted (on another port) is re-pointed."""
         from paddle_canary.traffic.base import Backend, ModelRoute
-        self.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.home)
         reg = self.prepare_registry()
         prom = self.prometheus()
         if not prom.running():
@@ -126,8 +127,8 @@ class LocalStack:
              str(duration_s), "--users", "5000", "--concurrency", "4", "--timeout", "5",
              "--model", self.model, "--version", stable, "--registry",
              str(self.paths.registry_root), "--json-out", str(self.home / "loadgen.json")],
-            self.home / "logs" / "loadgen.log")
-        pidfile.write_text(str(proc.pid))
+            self.home / "logs" / "loadgen.log", owner=self.home / "loadgen", umask=PRIVATE_UMASK)
+        write_private(pidfile, str(proc.pid))
 
     def stop_load(self) -> None:
         pid = process.read_pidfile(self.home / "loadgen.pid")
@@ -136,7 +137,13 @@ class LocalStack:
             (self.home / "loadgen.pid").unlink(missing_ok=True)
 
     def down(self) -> None:
-        """Stop everything this stack started, by PID, in reverse order."""
+        """Stop everything this stack started, by PID, in reverse order; then whatever is left
+        of it (processes marked as this stack's, or in the sessions of its nginx, Prometheus
+        and loadgen), crash or not."""
+        sessions = [pid for pid in (process.read_pidfile(self.home / "loadgen.pid"),
+                                    process.read_pidfile(self.paths.gateway_dir / "nginx.pid"),
+                                    process.read_pidfile(self.home / "prometheus" /
+                                                         "prometheus.pid")) if pid]
         self.stop_load()
         self.airflow.stop()
         rt = self.runtime()
@@ -145,12 +152,13 @@ class LocalStack:
         if (self.paths.gateway_dir / "state.json").exists():
             self.gateway().stop()
         self.prometheus().stop()
+        process.stop_marked(self.home, sessions=sessions)
 
     def _write_state(self) -> None:
         state = {"home": str(self.home), "model": self.model, "ports": asdict(self.ports),
                  "gateway": self.gateway_url, "prometheus": self.paths.prometheus_url,
                  "airflow": self.airflow.url}
-        (self.home / "stack.json").write_text(json.dumps(state, indent=2))
+        write_private(self.home / "stack.json", json.dumps(state, indent=2))
 
     @classmethod
     def attach(cls, home: Path | str) -> "LocalStack":

@@ -24,7 +24,8 @@ from urllib.parse import urlsplit
 
 from filelock import FileLock
 
-from paddle_canary.process import Timeout, free_port, pid_alive, spawn, stop_pid, wait_until
+from paddle_canary.process import (Timeout, free_port, pid_alive, spawn, stop_marked, stop_pid,
+                                   wait_until)
 from paddle_canary.registry import Registry
 from paddle_canary.runtime.base import (FAILING, GONE, HEALTHY, DeployError, Endpoint, Runtime,
                                         VersionHealth)
@@ -199,6 +200,11 @@ class LocalRuntime(Runtime):
                     raise
         raise AssertionError("unreachable")
 
+    def owner(self, model: str, version: str) -> Path:
+        """The process mark of ``version``'s serving process (see ``process.spawn``): found and
+        stopped by it even when the state file lost its PID."""
+        return self.workdir / "serve" / f"{model}--{version}"
+
     def _scrape(self, endpoint: Endpoint) -> None:
         if self.targets_dir is not None:
             from paddle_canary.analysis.prometheus_server import write_target
@@ -214,10 +220,11 @@ class LocalRuntime(Runtime):
             if entry and self._ours(entry):
                 return entry, None
             port = free_port(self.host)
-            log = self.workdir / "logs" / f"{model}-{version}.log"
+            log = self.workdir / "logs" / f"{model}--{version}.log"
             offset = log.stat().st_size if log.exists() else 0
             proc = spawn(serve_argv(model, version, port, self.registry_root, self.host,
-                                    self.device, self.threads, shadow), log)
+                                    self.device, self.threads, shadow), log,
+                         owner=self.owner(model, version))
             started = time.time()
             entry = {"model": model, "version": version, "port": port, "pid": proc.pid,
                      "url": f"http://{self.host}:{port}", "log": str(log), "shadow": shadow,
@@ -271,10 +278,12 @@ class LocalRuntime(Runtime):
             state = self._read()
             entry = state.pop(key, None)
             if entry is None:
+                stop_marked(self.owner(model, version), timeout=STOP_TIMEOUT_S)
                 return
             if self._ours(entry):
                 stop_pid(entry["pid"], signal.SIGTERM, STOP_TIMEOUT_S)
             self._write(state)
+        stop_marked(self.owner(model, version), timeout=STOP_TIMEOUT_S)
 
     def endpoints(self, model: str | None = None) -> list[Endpoint]:
         return [self._endpoint(e) for _, e in sorted(self._read().items())

@@ -140,7 +140,7 @@ class NginxProcess:
         self._proc = process.spawn(
             [nginx_binary(), "-p", str(self.workdir), "-c", str(self.conf_path),
              "-e", str(self.error_log)],
-            self.workdir / "logs" / "nginx.out")
+            self.workdir / "logs" / "nginx.out", owner=self.workdir)
         proc = self._proc
         try:
             process.wait_until(lambda: proc.poll() is not None or serving(), timeout,
