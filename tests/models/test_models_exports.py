@@ -89,6 +89,16 @@ def test_the_two_models_differ_in_shape():
     assert len(risk.reference_inputs()) == 200 and len(digit.reference_inputs()) == 400
 
 
+def test_digit_seven_decides_at_its_own_threshold(scores):
+    """Some reference rows score between 0.3 and 0.5: rejected by digit-seven's card, so a
+    threshold of 0.5 hard-wired anywhere shows (v1: row 265, 0.301)."""
+    card = card_of("digit-seven", "v1")
+    s = scores["digit-seven", "v1"]
+    between = np.flatnonzero((s >= 0.3) & (s < 0.5))
+    assert len(between) >= 1
+    assert {card.decision(float(s[i])) for i in between} == {"reject"}
+
+
 @pytest.mark.parametrize("model", sorted(FIXTURES))
 def test_model_yaml_has_the_same_keys_as_risk_scores_and_is_usable(model):
     """Plan and gates of every model: the keys risk-score's has, values a release accepts."""
