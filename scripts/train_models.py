@@ -2,7 +2,7 @@
 """Train, export and register the real models, and make the broken release fixtures.
 
     python scripts/train_models.py --out model_registry --fixtures fixtures/broken_models
-    python scripts/train_models.py --stage DIR [--model NAME ...]   # export only: DIR/<model>/<version>
+    python scripts/train_models.py --stage DIR [--model NAME ...]   # DIR/<model>/<version> only
 
 Every model is built by the same code from one entry of :data:`SPECS` (data set, label,
 threshold, architecture of each version, broken fixtures, ``model.yaml``). Data: data sets that
@@ -19,10 +19,10 @@ parameters.
 
 Deterministic: one CPU thread, fixed seeds, weights initialised from NumPy, full-batch Adam, and
 each model built with Paddle's name counters reset (the names in ``model.json`` do not depend on
-which other models the run builds: ``--model`` alone gives the same files). A rerun on the same machine writes the same bytes;
-on another CPU the weights differ in their last bits, so versions already in the registry are
-compared as models (scores within 1e-4, card figures at their printed precision:
-``export_differences``), never overwritten.
+which other models the run builds: ``--model`` alone gives the same files). A rerun on the same
+machine writes the same bytes; on another CPU the weights differ in their last bits, so versions
+already in the registry are compared as models (scores within 1e-4, card figures at their
+printed precision: ``export_differences``), never overwritten.
 
 Broken candidates (written to the fixtures registry; they share v1's reference rows), per model
 as its spec lists them:
@@ -44,7 +44,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -93,7 +93,6 @@ class ModelSpec:
     model_yaml: dict            # <model>/model.yaml: description, plan, gates
     std_floor: float = 0.0      # standardise with max(std + 1e-6, floor)
     standardisation: str = "inside the network (frozen train mean/std)"
-    feature_names: tuple = field(default=())  # derived from the data set when empty
 
 
 RISK_SCORE = ModelSpec(

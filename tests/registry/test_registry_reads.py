@@ -112,7 +112,8 @@ def test_fixtures_registry_holds_the_broken_versions():
 
 
 def test_unknown_model_names_the_known_ones():
-    with pytest.raises(RegistryError, match=r"unknown model 'nope'; known: digit-seven, risk-score"):
+    with pytest.raises(RegistryError,
+                       match=r"unknown model 'nope'; known: digit-seven, risk-score"):
         Registry(REAL_ROOT).card("nope", "v1")
 
 
