@@ -126,7 +126,7 @@ def test_refuses_an_export_that_does_not_load(registry, root, export, damage, ma
     ("risk-score", "", "invalid version"),
     ("risk-score", "v 3", "invalid version"),
     ("../risk-score", "v3", "invalid model name"),
-    ("other", "v3", r"unknown model 'other'; known: risk-score"),
+    ("other", "v3", r"unknown model 'other'; known: digit-seven, risk-score"),
 ])
 def test_refuses_bad_names_and_unknown_models(registry, root, export, model, version, match):
     refused(registry, root, model, version, export, match)
