@@ -85,3 +85,19 @@ def test_a_router_says_what_it_cannot_do_before_changing_anything():
         with pytest.raises(Unsupported):
             router.apply(route)
     assert router.live(A) == ModelRoute(A, stable=STABLE)
+
+
+def test_nginx_routes_the_longest_model_name_the_registry_accepts(tmp_path):
+    from paddle_canary.registry.names import check_model_name
+
+    longest = "m" + "x" * 28 + "z"
+    assert check_model_name(longest) == longest and len(longest) == 30
+    router = NginxRouter(tmp_path / "gw", process.free_port())
+    try:
+        router.start([ModelRoute(A, stable=STABLE),
+                      ModelRoute(longest, stable=STABLE, candidate=CANDIDATE, weight=5,
+                                 mirror=5, header=HeaderRoute("X-Canary", "1"))])
+        assert router.live(longest).weight == 5
+        assert router.route_of(longest, "user-1", {"X-Canary": "1"})[0] == "header"
+    finally:
+        router.stop()

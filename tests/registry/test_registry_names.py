@@ -135,7 +135,7 @@ def test_nginx_variable_refuses_a_prefix_that_would_not_fit(prefix):
 
 
 def _nginx_test(tmp_path, variable: str, key: str) -> subprocess.CompletedProcess:
-    from paddle_canary.traffic.nginx import nginx_binary
+    from paddle_canary.traffic.nginx_process import nginx_binary
 
     (tmp_path / "logs").mkdir(exist_ok=True)
     conf = tmp_path / "nginx.conf"
