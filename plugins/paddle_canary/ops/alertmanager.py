@@ -10,6 +10,7 @@ Alertmanager address to a rendered Prometheus config.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Iterable
@@ -24,6 +25,8 @@ from paddle_canary.ops.rules import RULES_DIR
 TEMPLATE = Path(__file__).resolve().parents[3] / "images" / "prometheus" / "alertmanager.yml"
 BINARIES = ("prometheus-alertmanager", "alertmanager")  # Debian's name, upstream's name
 RECEIVER = "paddle-canary"
+
+_HOST_PORT = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}")
 
 SLACK_TITLE = ("[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} "
                "{{ .CommonLabels.model }}")
@@ -72,7 +75,7 @@ def with_alerting(prometheus_config: str, alertmanagers: Iterable[str],
     sends alerts to ``alertmanagers`` (``host:port``)."""
     config = yaml.safe_load(prometheus_config)
     targets = list(alertmanagers)
-    if not all(isinstance(t, str) and ":" in t for t in targets):
+    if not all(isinstance(t, str) and _HOST_PORT.fullmatch(t) for t in targets):
         raise UserError(f"Alertmanager addresses must be host:port, got {targets!r}")
     config["rule_files"] = [str(Path(f).resolve()) for f in rule_files]
     if targets:
