@@ -37,7 +37,7 @@ class ReleaseSeries:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._models: dict[str, dict] = {}
-        self._verdicts: dict[tuple, int] = {}
+        self._verdicts: dict[tuple, float] = {}
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -69,10 +69,10 @@ class ReleaseSeries:
                                        candidate=candidate, step=step_seconds,
                                        window=window_wait_seconds)
 
-    def verdict(self, model: str, version: str, weight: int, status: str) -> None:
+    def verdict(self, model: str, version: str, weight: int, status: str, at: float) -> None:
+        """A step's final verdict, given at unix time ``at``."""
         with self._lock:
-            key = (model, version, str(weight), status)
-            self._verdicts[key] = self._verdicts.get(key, 0) + 1
+            self._verdicts[(model, version, str(weight), status)] = at
 
     def exposition(self) -> str:
         lines: list[str] = []
@@ -97,11 +97,9 @@ class ReleaseSeries:
         family(series.RELEASE_WINDOW_WAIT, "gauge",
                [({"model": m}, float(s["window"])) for m, s in models.items()
                 if s["window"] is not None])
-        name = series.RELEASE_VERDICTS.removesuffix("_total")
-        lines.append(f"# TYPE {name} counter")
-        lines.extend(f"{series.RELEASE_VERDICTS}"
-                     f"{_labels(dict(model=m, version=v, weight=w, status=st))} {n}.0"
-                     for (m, v, w, st), n in verdicts.items())
+        family(series.RELEASE_VERDICT_TIME, "gauge",
+               [(dict(model=m, version=v, weight=w, status=st), at)
+                for (m, v, w, st), at in verdicts.items()])
         return "\n".join(lines) + "\n"
 
     def start(self) -> "ReleaseSeries":

@@ -21,9 +21,11 @@ the release controller), absent otherwise:
   the response timeout of an approval asked before the next step.
 * ``paddle_canary_release_window_wait_seconds{model}``: how long the next step waits for its
   promotion window (window opening - time the step became due); 0 or absent when none.
-* ``paddle_canary_release_verdicts_total{model, version, weight, status}``: counter of the
-  steps' final verdicts (one per step end: ``status`` pass / fail / inconclusive), ``version``
-  the candidate, ``weight`` the step's weight. The dashboard draws them as annotations.
+* ``paddle_canary_release_verdict_timestamp_seconds{model, version, weight, status}``: unix
+  time of each step's final verdict (``status`` pass / fail / inconclusive; ``version`` the
+  candidate, ``weight`` the step's weight), one series per step, kept for the whole release.
+  The dashboard draws each as an annotation at that time (Grafana's "series value as
+  timestamp"); a counter would not do: a series born at 1 shows no increase.
 """
 
 GATEWAY_WEIGHT = "paddle_canary_gateway_weight"
@@ -33,7 +35,7 @@ ROLES = ("stable", "candidate")
 
 RELEASE_STEP_SECONDS = "paddle_canary_release_step_seconds"
 RELEASE_WINDOW_WAIT = "paddle_canary_release_window_wait_seconds"
-RELEASE_VERDICTS = "paddle_canary_release_verdicts_total"
+RELEASE_VERDICT_TIME = "paddle_canary_release_verdict_timestamp_seconds"
 VERDICT_STATUSES = ("pass", "fail", "inconclusive")
 
 # Label names, as in telemetry.LABELS.
