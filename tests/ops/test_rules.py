@@ -92,7 +92,7 @@ tests:
         alertname: PaddleCanaryCandidateLatencyP95High
         exp_alerts:
           - exp_labels: {{severity: warning, gate: latency_p95, check: p95_under_max_ms,
-                          model: fast, version: v2}}
+                          thresholds: fast, model: fast, version: v2}}
             exp_annotations:
               summary: "fast candidate v2: P95 64.25ms over 50 ms"
               description: "The candidate's P95 latency over the last 5m is above the latency gate's max_ms (50 ms; at least 200 requests)."

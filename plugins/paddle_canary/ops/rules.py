@@ -117,8 +117,11 @@ def _role(role: str) -> str:
     return ROLE_INFO + '{role="' + role + '"}'
 
 
-def candidate_alerts(gates: GateConfig, matcher: str = "") -> list[dict]:
-    """The gate alerts for the models ``matcher`` selects (e.g. ``model="m"``; "" = all)."""
+def candidate_alerts(gates: GateConfig, matcher: str = "", thresholds: str = "default"
+                     ) -> list[dict]:
+    """The gate alerts for the models ``matcher`` selects (e.g. ``model="m"``; "" = all).
+    ``thresholds`` (a label) names whose thresholds they apply, which also keeps the rules of
+    two groups apart (promtool refuses identical name + labels in one file)."""
     s = _sel(matcher)
     n = gates.min_samples
     lat, err = gates.latency_p95, gates.errors
@@ -134,7 +137,7 @@ def candidate_alerts(gates: GateConfig, matcher: str = "") -> list[dict]:
                  f"    or {STABLE_P95} + {delta_s:g}")
 
     def labels(severity: str, gate: str, check: str) -> dict:
-        return {"severity": severity, "gate": gate, "check": check}
+        return {"severity": severity, "gate": gate, "check": check, "thresholds": thresholds}
 
     return [
         {"alert": "PaddleCanaryCandidateErrorRateHigh",
@@ -248,7 +251,7 @@ def render(gates_by_model: Mapping[str, GateConfig] | None = None,
               {"name": DEFAULT_GROUP, "rules": candidate_alerts(defaults, others)}]
     for model, gates in own.items():
         groups.append({"name": f"{DEFAULT_GROUP}-{model}",
-                       "rules": candidate_alerts(gates, f'model="{model}"')})
+                       "rules": candidate_alerts(gates, f'model="{model}"', model)})
     groups.append({"name": "paddle-canary-serving", "rules": serving_alerts()})
     return {"groups": groups}
 
