@@ -101,3 +101,37 @@ def test_nginx_routes_the_longest_model_name_the_registry_accepts(tmp_path):
         assert router.route_of(longest, "user-1", {"X-Canary": "1"})[0] == "header"
     finally:
         router.stop()
+
+
+def test_the_nginx_gateway_exports_its_routes_for_prometheus(tmp_path):
+    """The series the alert rules and the dashboard read (paddle_canary.ops.series), checked
+    with promtool; a reload that keeps a weight keeps its 'since'."""
+    import shutil
+    import subprocess
+    import urllib.request
+
+    router = NginxRouter(tmp_path / "gw", process.free_port())
+    try:
+        router.start([ModelRoute(A, stable=STABLE, candidate=CANDIDATE, weight=5)])
+
+        def scrape():
+            with urllib.request.urlopen(f"{router.status_url}/metrics", timeout=5) as resp:
+                return resp.read().decode()
+
+        text = scrape()
+        assert f'paddle_canary_gateway_weight{{model="{A}"}} 5' in text
+        assert f'paddle_canary_gateway_backend_info{{model="{A}",version="v2",role="candidate"}} 1' in text
+        since = [l for l in text.splitlines() if l.startswith("paddle_canary_gateway_weight_since")]
+        router.apply(ModelRoute(A, stable=STABLE, candidate=Backend("v3", "http://127.0.0.1:12"),
+                                weight=5))
+        assert [l for l in scrape().splitlines()
+                if l.startswith("paddle_canary_gateway_weight_since")] == since
+        router.set_weight(A, 25)
+        assert f'paddle_canary_gateway_weight{{model="{A}"}} 25' in scrape()
+        promtool = shutil.which("promtool")
+        if promtool:
+            lint = subprocess.run([promtool, "check", "metrics"], input=scrape(),
+                                  capture_output=True, text=True, timeout=30)
+            assert lint.returncode == 0, lint.stdout + lint.stderr
+    finally:
+        router.stop()

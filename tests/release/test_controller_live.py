@@ -192,3 +192,20 @@ def test_a_second_release_of_the_model_is_refused_while_one_runs(stack):
     with pytest.raises(lock.ReleaseInProgress, match="run-a"):
         controller.prepare({"model": MODEL, "version": "bad-slow"}, run_id="run-b")
     assert stack.gateway().weight(MODEL) == 0
+
+
+def test_prometheus_scrapes_the_gateway_weight_the_release_set(stack):
+    """The series the alert rules read (ReleaseStuck, the dashboard's weight panel)."""
+    plan = controller.prepare({"model": MODEL, "version": "v2"}, run_id="run-scrape")
+    release = controller.open_release(plan)
+    release.deploy()
+    release.set_step_weight(1, 15)
+
+    def weight():
+        r = httpx.get(f"{stack.paths.prometheus_url}/api/v1/query",
+                      params={"query": f'paddle_canary_gateway_weight{{model="{MODEL}"}}'})
+        result = r.json()["data"]["result"]
+        return result and float(result[0]["value"][1])
+
+    assert process.wait_until(lambda: weight() == 15, 30, interval=0.5,
+                              what="Prometheus to scrape the gateway's weight")

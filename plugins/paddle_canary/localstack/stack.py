@@ -109,6 +109,8 @@ class LocalStack:
                     gw.apply_verified(route)
                 elif live.stable != route.stable:
                     gw.apply_verified(live.replace(stable=route.stable))
+        from paddle_canary.analysis.prometheus_server import write_gateway_target
+        write_gateway_target(self.paths.targets_dir, gw.status_url.split("//", 1)[1])
         if airflow:
             self.airflow.start()
         if load:

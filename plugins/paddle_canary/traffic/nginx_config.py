@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 import os
 import pwd
 import re
@@ -76,6 +77,8 @@ class GatewayState:
     fail_timeout_s: int = 5
     mirror_timeout_ms: int = 500
     worker_processes: int = 1
+    # model -> unix time its current weight took effect (for the gateway's /metrics)
+    weight_since: dict = dataclasses.field(default_factory=dict)
 
     def replace(self, **changes) -> "GatewayState":
         return dataclasses.replace(self, **changes)
@@ -89,7 +92,12 @@ class GatewayState:
         check_route(route)
         others = tuple(r for r in self.routes if r.model != route.model)
         routes = tuple(sorted(others + (route,), key=lambda r: r.model))
-        return self.replace(routes=routes, default_model=self.default_model or route.model)
+        since = dict(self.weight_since)
+        old = self.route(route.model)
+        if old is None or old.weight != route.weight or route.model not in since:
+            since[route.model] = time.time()
+        return self.replace(routes=routes, default_model=self.default_model or route.model,
+                            weight_since=since)
 
     def to_json(self) -> str:
         data = dataclasses.asdict(self)
@@ -241,8 +249,31 @@ def render(state: GatewayState, template: str | None = None) -> str:
         served_by=served_map,
         locations="".join(locations),
         status_routes="".join(status_routes),
+        metrics=metrics_text(state),
         state_json=json.dumps(status, separators=(",", ":"), sort_keys=True),
     )
+
+
+def metrics_text(state: GatewayState) -> str:
+    """The gateway's Prometheus series (names in ``paddle_canary.ops.series``): per model the
+    live weight, when it took effect, and which version is routed in which role."""
+    lines = []
+    for name, what in (("paddle_canary_gateway_weight", "Candidate share of users in percent."),
+                       ("paddle_canary_gateway_weight_since_seconds",
+                        "Unix time the current weight took effect."),
+                       ("paddle_canary_gateway_backend_info",
+                        "1 per routed version and its role (stable or candidate).")):
+        lines += [f"# HELP {name} {what}", f"# TYPE {name} gauge"]
+    for route in state.routes:
+        m = route.model
+        lines.append(f'paddle_canary_gateway_weight{{model="{m}"}} {route.weight}')
+        lines.append(f'paddle_canary_gateway_weight_since_seconds{{model="{m}"}} '
+                     f'{state.weight_since.get(m, 0.0):.3f}')
+        for role, backend in (("stable", route.stable), ("candidate", route.candidate)):
+            if backend is not None:
+                lines.append(f'paddle_canary_gateway_backend_info{{model="{m}",'
+                             f'version="{backend.version}",role="{role}"}} 1')
+    return "\\n".join(lines) + "\\n"
 
 
 def status_document(text: str) -> dict[str, Any]:

@@ -178,7 +178,11 @@ http {
             return 200 '@{state_json}\\n';
         }
         # "<route> <bucket>" for a request with this X-User-ID (and header) to a model.
-@{status_routes}        location = /canary/stub_status {
+@{status_routes}        location = /metrics {
+            default_type "text/plain; version=0.0.4";
+            return 200 '@{metrics}';
+        }
+        location = /canary/stub_status {
             stub_status;
         }
         location / {
