@@ -124,6 +124,9 @@ class FakeKube:
         self.validate_builtin = validate_builtin
         self.pod_states: dict[tuple[str, str], str] = {}
         self._failures: dict[str, list[BaseException]] = {}
+        # Called as hook(self, method) after every successful write and before every call
+        # (method "before:<name>"): invariants checked at each step, concurrent edits.
+        self.hooks: list = []
         self._rv = itertools.count(1000)
         self._uid = itertools.count(1)
         self._client = ApiClient()
@@ -174,6 +177,8 @@ class FakeKube:
 
     def enter(self, method: str, **args) -> None:
         self.calls.append((method, copy.deepcopy(args)))
+        for hook in list(self.hooks):
+            hook(self, f"before:{method}")
         if self.down:
             raise unreachable()
         queue = self._failures.get(method)
@@ -255,7 +260,12 @@ class FakeKube:
         self.objects[key] = obj
         if plural == "deployments":
             self._reconcile(namespace, key[2])
+        self._written("create")
         return copy.deepcopy(self.objects[key])
+
+    def _written(self, what: str) -> None:
+        for hook in list(self.hooks):
+            hook(self, what)
 
     def read(self, plural: str, namespace: str, name: str) -> dict:
         try:
@@ -284,6 +294,7 @@ class FakeKube:
         self.objects[(plural, namespace, name)] = new
         if plural == "deployments":
             self._reconcile(namespace, name)
+        self._written("update")
         return copy.deepcopy(self.objects[(plural, namespace, name)])
 
     def _check_rv(self, plural: str, name: str, current: dict, wanted: str | None) -> None:
@@ -323,6 +334,7 @@ class FakeKube:
         if plural == "deployments":
             for rs in self._owned("replicasets", namespace, obj["metadata"]["uid"]):
                 self._delete_rs(namespace, rs)
+        self._written("delete")
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                 "details": {"name": name, "kind": plural, "uid": obj["metadata"]["uid"]}}
 
