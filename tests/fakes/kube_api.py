@@ -258,10 +258,11 @@ class FakeKube:
         meta.update(uid=f"uid-{next(self._uid)}", resourceVersion=str(next(self._rv)),
                     generation=1, creationTimestamp="2026-01-01T00:00:00Z")
         self.objects[key] = obj
+        answer = copy.deepcopy(obj)  # the answer is what was written; controllers act after
         if plural == "deployments":
             self._reconcile(namespace, key[2])
         self._written("create")
-        return copy.deepcopy(self.objects[key])
+        return answer
 
     def _written(self, what: str) -> None:
         for hook in list(self.hooks):
@@ -292,10 +293,11 @@ class FakeKube:
             new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
         new["metadata"]["resourceVersion"] = str(next(self._rv))
         self.objects[(plural, namespace, name)] = new
+        answer = copy.deepcopy(new)
         if plural == "deployments":
             self._reconcile(namespace, name)
         self._written("update")
-        return copy.deepcopy(self.objects[(plural, namespace, name)])
+        return answer
 
     def _check_rv(self, plural: str, name: str, current: dict, wanted: str | None) -> None:
         if wanted is not None and wanted != current["metadata"]["resourceVersion"]:

@@ -31,6 +31,7 @@ import math
 import time
 from typing import Callable
 
+from paddle_canary.errors import UserError
 from paddle_canary.kube import api as kube_api
 from paddle_canary.kube import names, workload
 from paddle_canary.kube.config import DEFAULT_IMAGE, KubeSettings, ModelKube
@@ -130,16 +131,18 @@ class KubernetesRuntime(Runtime):
                         port=workload.PORT, pid=None, instance=_instance(dep))
 
     def deploy(self, model: str, version: str, *, shadow: str | None = None) -> Endpoint:
-        cfg = self.model_config(model)
         try:
+            cfg = self.model_config(model)
             desired = workload.deployment(
                 model, version, self.namespace, self.settings.image_for(model, version),
                 placement=cfg.serving, replicas=cfg.replicas,
                 service_account=self.settings.service_account, shadow=shadow,
                 shadow_image=self.settings.image_for(model, shadow) if shadow else None,
                 image_pull_policy=self.image_pull_policy)
-        except names.KubeNameError as exc:
-            raise DeployError(str(exc)) from None
+        except UserError as exc:  # bad names, a bad model.yaml: nothing was changed
+            if isinstance(exc, DeployError):
+                raise
+            raise DeployError(f"{model} {version}: {exc}") from exc
         name = desired["metadata"]["name"]
         self._ensure_service(workload.model_service(model, self.namespace))
         self._ensure_service(workload.version_service(model, version, self.namespace))
@@ -244,8 +247,7 @@ class KubernetesRuntime(Runtime):
         if dep["spec"].get("replicas") != replicas:
             self._call(f"scaling Deployment {self.namespace}/{name} to {replicas}",
                        self.apis.apps.patch_namespaced_deployment, name, self.namespace,
-                       {"metadata": {"resourceVersion": dep["metadata"]["resourceVersion"]},
-                        "spec": {"replicas": replicas}},
+                       {"spec": {"replicas": replicas}},  # idempotent: no version guard
                        field_manager=kube_api.FIELD_MANAGER,
                        _content_type=kube_api.MERGE_PATCH)
         return self._endpoint(self._wait_rolled_out(model, version) if wait
