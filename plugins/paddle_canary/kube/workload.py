@@ -46,7 +46,7 @@ def copy_model_init_container(name: str, image: str, model: str, version: str,
         "image": image,
         "command": ["python", "-c", _COPY, model_dir(model, version), "/out"],
         "volumeMounts": [{"name": volume, "mountPath": "/out"}],
-        "securityContext": {"allowPrivilegeEscalation": False},
+        "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
     }
 
 
@@ -76,14 +76,13 @@ def deployment(model: str, version: str, namespace: str, image: str, *, placemen
         "readinessProbe": _probe("/deep_health", 5, 5, 3),
         "livenessProbe": _probe("/health", 10, 2, 6),
         "startupProbe": _probe("/health", 5, 2, 120),
-        "securityContext": {"allowPrivilegeEscalation": False},
+        # Per container, not pod-wide: Istio's injected init container runs as root.
+        "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
     }
     resources = placement.resource_requirements()
     if resources:
         container["resources"] = resources
-    pod_spec: dict = {"containers": [container],
-                      "securityContext": {"runAsNonRoot": True},
-                      "terminationGracePeriodSeconds": 30}
+    pod_spec: dict = {"containers": [container], "terminationGracePeriodSeconds": 30}
     if shadow is not None:
         names.version_label(shadow)
         if shadow == version:
