@@ -31,7 +31,8 @@ import jsonschema
 
 CRDS_FILE = Path(__file__).resolve().parents[1] / "traffic" / "istio_fixtures" / "istio-crds.json"
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 # What the API server itself checks of every object's envelope (ObjectMeta, roughly).
 _ENVELOPE = {

@@ -140,7 +140,8 @@ def test_inputs_must_match_the_candidate_card(cards):
             return cards[1].reference_inputs()[:, [1, 0] + list(range(2, len(swapped)))]
 
     result = suite.run_suite(Reordered(), v1, inputs=v1.reference_inputs(),
-                             scores=baseline_like_scores(v1), baseline_scores=baseline_like_scores(v1))
+                             scores=baseline_like_scores(v1),
+                             baseline_scores=baseline_like_scores(v1))
     assert "reference_input:expect_table_columns_to_match_ordered_list" in failed_types(result)
 
 

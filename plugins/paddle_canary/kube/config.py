@@ -96,7 +96,8 @@ class KubeSettings:
         env = os.environ if env is None else env
         mode = env.get("PADDLE_CANARY_ISTIO_MODE") or "sticky"
         if mode not in ("sticky", "weighted"):
-            raise KubeConfigError(f"PADDLE_CANARY_ISTIO_MODE must be sticky or weighted, got {mode!r}")
+            raise KubeConfigError(
+                f"PADDLE_CANARY_ISTIO_MODE must be sticky or weighted, got {mode!r}")
         try:
             timeout = float(env.get("PADDLE_CANARY_K8S_DEPLOY_TIMEOUT_S") or 900)
         except ValueError:

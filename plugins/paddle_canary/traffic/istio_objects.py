@@ -49,6 +49,7 @@ import re
 from string import Template
 
 from paddle_canary.kube import names
+# Re-exported: the labels every object paddle-canary writes carries.
 from paddle_canary.kube.names import (MANAGED_BY, MANAGED_BY_LABEL, MODEL_LABEL,  # noqa: F401
                                       is_managed)
 from paddle_canary.traffic.base import (Backend, HeaderRoute, ModelRoute, RouterError,

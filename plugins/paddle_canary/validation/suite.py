@@ -4,7 +4,8 @@ Two batches are checked, both built from numbers the caller computed (see
 :mod:`paddle_canary.validation.offline`, which loads the models and scores the rows):
 
 ``reference_input`` (the rows both versions score: the stable version's reference sample)
-  - the columns, in order, are the candidate card's features (``ExpectTableColumnsToMatchOrderedList``)
+  - the columns, in order, are the candidate card's features
+    (``ExpectTableColumnsToMatchOrderedList``)
   - per feature: the card's dtype (``ExpectColumnValuesToBeOfType``), no nulls
     (``ExpectColumnValuesToNotBeNull``), within the range the candidate card's own reference
     sample covers (``ExpectColumnValuesToBeBetween``)
