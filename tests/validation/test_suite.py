@@ -196,3 +196,24 @@ def test_gx_is_imported_only_when_the_suite_runs():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_report_rows_fold_the_per_feature_checks(cards):
+    base = baseline_like_scores(cards[0])
+    rows_in = cards[0].reference_inputs().copy()
+    rows_in[0, 0] = rows_in[:, 0].max() * 10
+    result = run(cards, scores=np.clip(base + 0.3, 0, 1), base=base, inputs=rows_in)
+    rows = suite.report_rows(result)
+    n = len(cards[0].feature_names)
+    assert [(r["batch"], r["expectation"], r["evaluated"]) for r in rows][:4] == [
+        ("reference_input", "expect_table_columns_to_match_ordered_list", 1),
+        ("reference_input", "expect_column_values_to_be_of_type", n),
+        ("reference_input", "expect_column_values_to_not_be_null", n),
+        ("reference_input", "expect_column_values_to_be_between", n)]
+    between = rows[3]
+    assert (between["failed"], between["success"]) == (1, False)
+    assert between["failing"] == [f for f in result["failed"] if f.startswith("reference_input")]
+    kl = next(r for r in rows if r["expectation"].startswith("expect_column_kl"))
+    assert not kl["success"] and kl["observed"] > suite.MAX_KL
+    assert sum(r["evaluated"] for r in rows) == result["statistics"]["evaluated"]
+    json.dumps(rows, allow_nan=False)

@@ -247,6 +247,30 @@ def _decision(card, score: float) -> str | None:
     return card.decision(score) if math.isfinite(score) else None
 
 
+def report_rows(results: dict) -> list[dict]:
+    """The suite folded for a report table: one row per (batch, expectation type), in suite
+    order: ``{"batch", "expectation", "evaluated", "failed", "success", "observed", "failing"}``
+    where ``observed`` is the observed value when the type was evaluated once (the score checks)
+    and ``failing`` lists the failed expectations' lines (the per-feature input checks fold 30
+    columns into one row)."""
+    rows: dict[tuple[str, str], dict] = {}
+    for entry in results.get("expectations", []):
+        key = (entry["batch"], entry["expectation"])
+        row = rows.setdefault(key, {"batch": key[0], "expectation": key[1], "evaluated": 0,
+                                    "failed": 0, "observed": None, "failing": []})
+        row["evaluated"] += 1
+        row["observed"] = entry.get("observed_value") if row["evaluated"] == 1 else None
+        if entry.get("unexpected_count") and row["evaluated"] == 1:
+            row["observed"] = (f"{entry['unexpected_count']} of {entry.get('element_count')} "
+                               "rows unexpected")
+        if not entry["success"]:
+            row["failed"] += 1
+            row["failing"].append(_describe(entry["batch"], entry))
+    for row in rows.values():
+        row["success"] = row["failed"] == 0
+    return list(rows.values())
+
+
 def observed(results: dict, expectation: str, batch: str = "candidate_scores"):
     """The observed value of the first expectation of that type (None when absent)."""
     for entry in results.get("expectations", []):
