@@ -274,7 +274,8 @@ def test_connection_refused_is_a_router_error(kube):
 def test_missing_crds_say_so(kube):
     kube.fail_next("create_namespaced_custom_object",
                    api_exception(404, "the server could not find the requested resource"))
-    with pytest.raises(RouterError, match="not found .404: the server could not find"):
+    with pytest.raises(RouterError, match="not found .404: the server could not find .*CRDs "
+                                          "installed and does namespace 'ml' exist"):
         router(kube).apply(route())
     assert kube.names("virtualservices") == [] and kube.names("destinationrules") == []
 

@@ -78,11 +78,11 @@ def is_connection_error(exc: BaseException) -> bool:
 
 
 def call(what: str, fn: Callable, *args, error: type[Exception], rbac: str = "",
-         missing: Any = _RAISE, **kwargs) -> Any:
+         missing: Any = _RAISE, not_found: str = "", **kwargs) -> Any:
     """``fn(*args, **kwargs)``; failures become ``error`` with ``what`` and the server's reason.
 
     ``missing``: returned on 404 instead of raising. ``rbac``: the permissions the caller needs,
-    named in the message of a 401/403.
+    named in the message of a 401/403. ``not_found``: what a 404 may mean, added to its message.
     """
     try:
         return fn(*args, **kwargs)
@@ -93,7 +93,10 @@ def call(what: str, fn: Callable, *args, error: type[Exception], rbac: str = "",
         if isinstance(status, int) and status:
             if status == 404 and missing is not _RAISE:
                 return missing
-            raise error(_explain(what, status, status_message(exc), rbac)) from exc
+            message = _explain(what, status, status_message(exc), rbac)
+            if status == 404 and not_found:
+                message = f"{message}; {not_found}"
+            raise error(message) from exc
         if is_connection_error(exc):
             raise error(f"{what}: cannot reach the Kubernetes API server ({exc})") from exc
         raise

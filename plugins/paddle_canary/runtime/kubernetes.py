@@ -115,7 +115,8 @@ class KubernetesRuntime(Runtime):
         if live is None:
             self._call(f"creating Service {self.namespace}/{name}",
                        self.apis.core.create_namespaced_service, self.namespace, body,
-                       field_manager=kube_api.FIELD_MANAGER, field_validation=kube_api.STRICT)
+                       field_manager=kube_api.FIELD_MANAGER, field_validation=kube_api.STRICT,
+                       not_found=f"does namespace {self.namespace!r} exist?")
         elif not names.is_managed(live):
             raise DeployError(f"Service {self.namespace}/{name} exists but was not created by "
                               "paddle-canary; it will not be taken over (rename or delete it)")

@@ -118,7 +118,9 @@ class IstioRouter(TrafficRouter):
                               "create_namespaced_custom_object", objects.GROUP, objects.VERSION,
                               self.namespace, plural, desired,
                               field_manager=kube_api.FIELD_MANAGER,
-                              field_validation=kube_api.STRICT)
+                              field_validation=kube_api.STRICT,
+                              not_found="are Istio's networking.istio.io CRDs installed and "
+                                        f"does namespace {self.namespace!r} exist?")
         spec = dict(desired["spec"])
         for key in (live.get("spec") or {}):
             spec.setdefault(key, None)  # merge patch: null removes what we no longer render
