@@ -5,7 +5,7 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 STAMP   := .venv/.installed
 APT_PKGS := nginx prometheus prometheus-alertmanager wrk luajit
-EXTRAS  := serve,train,analysis,k8s,airflow,dev
+EXTRAS  := serve,train,analysis,k8s,validate,airflow,dev
 
 .PHONY: demo test test-fast os-deps venv bench lock clean up down
 
