@@ -13,6 +13,7 @@ from airflow.sdk import DAG, Param, TaskGroup
 
 from paddle_canary.airflow import operators as op
 from paddle_canary.airflow.assets import REGISTERED_VERSIONS
+from paddle_canary.airflow.validation_pod import validation_pod_task
 from paddle_canary.release.plan import MAX_STEPS
 from paddle_canary.runtime.factory import RUNTIMES
 
@@ -43,12 +44,15 @@ with DAG(
 ) as dag:
     resolve = op.ResolvePlanOperator(task_id=op.PLAN_TASK, trigger_rule="all_success")
     build = op.BuildImageOperator(task_id="build_image")
+    choose = op.ChooseValidationOperator(task_id="choose_validation")
     validate = op.ValidateModelOperator(task_id="validate_model")
-    deploy = op.DeployCandidateOperator(task_id="deploy_candidate")
-    resolve >> build >> validate >> deploy
+    validate_pod = validation_pod_task(on_summary=op.record_pod_validation)
+    deploy = op.DeployCandidateOperator(task_id="deploy_candidate",
+                                        trigger_rule="none_failed_min_one_success")
+    resolve >> build >> choose >> [validate, validate_pod] >> deploy
 
     last = deploy
-    work = [build, validate, deploy]
+    work = [build, choose, validate, validate_pod, deploy]
     for slot in range(MAX_STEPS):
         with TaskGroup(group_id=f"step_{slot + 1:02d}") as group:
             approve = op.ReleaseApprovalOperator(task_id="approve", slot=slot, when="before")

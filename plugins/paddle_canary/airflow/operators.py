@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.providers.standard.exceptions import HITLRejectException
+from airflow.providers.standard.operators.branch import BaseBranchOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import BaseOperator, BaseSensorOperator
@@ -94,6 +95,20 @@ class BuildImageOperator(ReleaseTask):
                 "runtime 'local' runs the package in local processes: no image to build")
         raise controller.ReleaseFailed(
             f"runtime {release.plan.runtime!r} has no image builder in this deployment")
+
+
+class ChooseValidationOperator(BaseBranchOperator):
+    """Which validation runs: the GPU pod on Kubernetes, in process elsewhere. A branch, so the
+    graph shows the path each run took."""
+
+    def choose_branch(self, context):
+        from paddle_canary.airflow.validation_pod import validation_task_for
+        return validation_task_for(plan_of(context).runtime)
+
+
+def record_pod_validation(plan: dict, summary: dict | None) -> None:
+    """The validation pod's hook: its summary into the release journal and the registry."""
+    controller.open_release(plan).record_validation("validate_model_pod", summary)
 
 
 class ValidateModelOperator(ReleaseTask):

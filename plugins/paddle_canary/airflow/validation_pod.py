@@ -149,9 +149,9 @@ class ValidationPodOperator(KubernetesPodOperator):
 
 def _registry_model_config(model: str) -> ModelKube:
     from paddle_canary.registry import Registry
-    from paddle_canary.release.stack import StackPaths
+    from paddle_canary.settings import Settings
 
-    root = StackPaths.from_env().registry_root
+    root = Settings.from_env().registry_root
     return ModelKube.from_model_yaml(Registry(root).model_defaults(model),
                                      where=f"{model}/model.yaml")
 

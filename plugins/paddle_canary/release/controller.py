@@ -74,9 +74,10 @@ def prepare(request: dict[str, Any], run_id: str, settings: Settings | None = No
     return plan
 
 
-def open_release(plan: ReleasePlan | dict[str, Any], settings: Settings | None = None) -> "Release":
+def open_release(plan: ReleasePlan | dict[str, Any], settings: Settings | None = None,
+                 provider=None) -> "Release":
     """The release of ``plan`` wired to the runtime its plan names and the router the settings
-    name (factories), the registry, Prometheus and its journal."""
+    name (factories), the registry, its journal and Prometheus (or ``provider``)."""
     from paddle_canary.analysis.provider import PrometheusProvider
     from paddle_canary.runtime.factory import make_runtime
     from paddle_canary.traffic.factory import make_router
@@ -87,7 +88,7 @@ def open_release(plan: ReleasePlan | dict[str, Any], settings: Settings | None =
     return Release(plan, runtime=Lazy(lambda: make_runtime(plan.runtime, settings)),
                    router=Lazy(lambda: make_router(settings)), registry=registry_at(settings),
                    journal=journal_of(plan, settings),
-                   provider=Lazy(lambda: PrometheusProvider(settings.prometheus_url)))
+                   provider=provider or Lazy(lambda: PrometheusProvider(settings.prometheus_url)))
 
 
 class Lazy:
@@ -161,9 +162,23 @@ class Release:
         self.registry.mark_validated(p.model, p.candidate, report)
         return report
 
+    def record_validation(self, task: str, summary: dict[str, Any] | None) -> bool:
+        """Record a validation that ran elsewhere (the GPU pod): the summary in the journal,
+        the registry's ``validated`` on a pass, the release's failure otherwise."""
+        if summary is None:
+            self.record_failure(task, "offline validation failed: the pod wrote no summary")
+            return False
+        self.record(ev.Validated(report=summary))
+        if summary.get("passed"):
+            self.registry.mark_validated(self.plan.model, self.plan.candidate, summary)
+            return True
+        self.record_failure(task, "offline validation failed: "
+                            + "; ".join(summary.get("problems") or ["no reason given"]))
+        return False
+
     def deploy(self) -> dict[str, Any]:
         """Start both versions (idempotent) and route them, the candidate at weight 0."""
-        from paddle_canary.traffic.base import Backend, ModelRoute
+        from paddle_canary.traffic.base import ModelRoute
         p = self.plan
         stable = self.runtime.deploy(p.model, p.baseline)
         candidate = self.runtime.deploy(p.model, p.candidate)
@@ -172,8 +187,8 @@ class Release:
                 and live.candidate.version != p.candidate):
             raise ReleaseFailed(f"the gateway still sends {live.weight} % of {p.model} to another "
                                 f"candidate ({live.candidate.version}); roll that back first")
-        route = ModelRoute(p.model, stable=Backend(p.baseline, stable.url),
-                           candidate=Backend(p.candidate, candidate.url),
+        route = ModelRoute(p.model, stable=self.router.backend(p.baseline, stable.url),
+                           candidate=self.router.backend(p.candidate, candidate.url),
                            weight=live.weight if live and live.candidate
                            and live.candidate.version == p.candidate else 0)
         self.router.apply_verified(route)
@@ -307,7 +322,7 @@ class Release:
         """Every user back on stable, the candidate rejected with the reason (or released, when
         the fault was the gateway's), stopped and no longer scraped. Each part is attempted even
         when an earlier one fails; the parts that failed are recorded and returned."""
-        from paddle_canary.traffic.base import Backend, ModelRoute
+        from paddle_canary.traffic.base import ModelRoute
         p = self.plan
         failure = self.failure()
         reason = failure.reason if failure else "a release task failed (see the Airflow log)"
@@ -316,7 +331,8 @@ class Release:
 
         try:
             stable = self.runtime.deploy(p.model, p.baseline)  # running already: idempotent
-            self.router.apply_verified(ModelRoute(p.model, stable=Backend(p.baseline, stable.url)))
+            self.router.apply_verified(
+                ModelRoute(p.model, stable=self.router.backend(p.baseline, stable.url)))
             self.record(ev.Cut(reason=reason))
         except Exception as exc:  # noqa: BLE001 - record it, then do the rest
             incomplete.append(f"traffic: {type(exc).__name__}: {exc}")
@@ -338,7 +354,7 @@ class Release:
     def promote(self) -> dict[str, Any]:
         """At 100 %: the gateway serves the new stable alone, then the registry pointer moves.
         Only while the candidate answers /deep_health and the gateway is healthy."""
-        from paddle_canary.traffic.base import Backend, ModelRoute
+        from paddle_canary.traffic.base import ModelRoute
         p = self.plan
         live = self.router.route(p.model)
         if live.candidate is None or live.candidate.version != p.candidate or live.weight != 100:
@@ -346,7 +362,7 @@ class Release:
                                 f"{live.weight} % to {live.candidate.version if live.candidate else None}")
         self._require_safe_to_raise(f"promoting {p.model} {p.candidate}")
         # one change: every user stays on the candidate, which becomes the stable backend
-        self.router.apply_verified(ModelRoute(p.model, stable=Backend(p.candidate, live.candidate.url)))
+        self.router.apply_verified(ModelRoute(p.model, stable=live.candidate))
         self.registry.promote(p.model, p.candidate, reason=f"release {p.run_id}")
         self.record(ev.Promoted(previous=p.baseline))
         return {"outcome": ev.PROMOTED_OUTCOME, "stable": p.candidate, "previous": p.baseline}

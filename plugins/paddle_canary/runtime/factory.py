@@ -19,7 +19,16 @@ def _local(settings: Settings) -> Runtime:
                         targets_dir=settings.targets_dir)
 
 
-_FACTORIES: dict[str, Callable[[Settings], Runtime]] = {"local": _local}
+def _kubernetes(settings: Settings) -> Runtime:
+    from paddle_canary.kube.config import KubeSettings
+    from paddle_canary.registry import Registry
+    from paddle_canary.runtime.kubernetes import KubernetesRuntime
+    return KubernetesRuntime.from_settings(KubeSettings.from_env(),
+                                           registry=Registry(settings.registry_root))
+
+
+_FACTORIES: dict[str, Callable[[Settings], Runtime]] = {"local": _local,
+                                                         "kubernetes": _kubernetes}
 
 #: Runtime names a plan may choose, in the order the UI form lists them.
 RUNTIMES: tuple[str, ...] = tuple(_FACTORIES)

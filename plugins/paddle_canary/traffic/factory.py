@@ -17,7 +17,13 @@ def _nginx(settings: Settings) -> TrafficRouter:
     return NginxRouter.attach(settings.gateway_dir)
 
 
-_FACTORIES: dict[str, Callable[[Settings], TrafficRouter]] = {"nginx": _nginx}
+def _istio(settings: Settings) -> TrafficRouter:
+    from paddle_canary.kube.config import KubeSettings
+    from paddle_canary.traffic.istio import IstioRouter
+    return IstioRouter.from_settings(KubeSettings.from_env())
+
+
+_FACTORIES: dict[str, Callable[[Settings], TrafficRouter]] = {"nginx": _nginx, "istio": _istio}
 
 ROUTERS: tuple[str, ...] = tuple(_FACTORIES)
 

@@ -66,6 +66,7 @@ class IstioRouter(TrafficRouter):
 
     kind = "istio"
     supports = frozenset({MIRROR, HEADER_ROUTE, MANY_MODELS})
+    routes_by_url = False  # subsets select pods by their version label
 
     def __init__(self, namespace: str, *, api=None, sticky: bool = True,
                  gateways: list[str] | tuple[str, ...] | None = None,
