@@ -82,16 +82,20 @@ def test_limits_follow_from_nginx_and_kubernetes():
 def test_every_name_derived_from_the_longest_model_is_accepted_by_kubernetes_rules():
     """The Istio and Kubernetes objects of the longest allowed model render (their own checks
     pass) and every object name is an RFC 1035 label (what a Service name must be)."""
+    from paddle_canary.kube import names, workload
+    from paddle_canary.kube.config import Placement
     from paddle_canary.traffic import istio_objects as objects
+    from paddle_canary.traffic.base import Backend, ModelRoute
 
     rfc1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
-    host = objects.default_host(LONGEST, "ml")
-    rendered = [objects.serving_service(LONGEST, "ml"),
-                objects.destination_rule(LONGEST, "ml", host, {"v1": "v1", "v2": "v2"}),
-                objects.virtual_service(LONGEST, "ml", host, "v1", "v2", 5)]
+    host = names.model_host(LONGEST, "ml")
+    route = ModelRoute(LONGEST, stable=Backend("v1"), candidate=Backend("v2"), weight=5)
+    rendered = [workload.model_service(LONGEST, "ml"),
+                workload.version_service(LONGEST, "v2", "ml"),
+                *objects.render(route, "ml", host)]
     for obj in rendered:
         assert rfc1035.fullmatch(obj["metadata"]["name"]), obj["metadata"]["name"]
-    deployment = objects.serving_deployment(LONGEST, "v2", "ml", "img:v2")
+    deployment = workload.deployment(LONGEST, "v2", "ml", "img:v2", placement=Placement())
     assert len(deployment["metadata"]["name"]) <= 253  # a DNS subdomain
 
 

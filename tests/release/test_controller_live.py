@@ -5,7 +5,6 @@ thin wrappers over exactly these calls (tests/airflow covers the DAG itself)."""
 from __future__ import annotations
 
 import signal
-import threading
 import time
 
 import httpx
@@ -15,6 +14,7 @@ from paddle_canary import process
 from paddle_canary.localstack.stack import LocalStack, StackPorts
 from paddle_canary.release import controller, lock, messages
 from paddle_canary.traffic.base import Backend, ModelRoute
+from users_load import Users
 
 pytestmark = pytest.mark.slow
 MODEL = "risk-score"
@@ -35,28 +35,10 @@ def stack(tmp_path, monkeypatch, broken_registry_root):
         s.down()
 
 
-class Users:
-    """Synthetic users through the gateway until ``finish()`` returns their summary."""
-
-    def __init__(self, stack):
-        from paddle_canary.loadgen import run_load
-        self._stop = threading.Event()
-        self._result = {}
-        ref = stack.prepare_registry().card(MODEL, "v1").reference_inputs()
-        self._thread = threading.Thread(target=lambda: self._result.update(summary=run_load(
-            f"{stack.gateway_url}/predict", users=3000, duration_s=300, rate=120, concurrency=4,
-            reference=ref, stop=self._stop)), daemon=True)
-        self._thread.start()
-
-    def finish(self):
-        self._stop.set()
-        self._thread.join(30)
-        return self._result["summary"]
-
-
 @pytest.fixture
 def users(stack):
-    u = Users(stack)
+    ref = stack.prepare_registry().card(MODEL, "v1").reference_inputs()
+    u = Users(f"{stack.gateway_url}/predict", ref, rate=120)
     yield u
     u.finish()
 
@@ -81,13 +63,13 @@ def test_good_candidate_is_promoted_and_old_version_torn_down(stack, users):
     release.promote()
     reg = stack.prepare_registry()
     assert reg.pointers(MODEL).stable == "v2" and reg.pointers(MODEL).candidate is None
-    v2 = next(e for e in stack.runtime().endpoints() if e.version == "v2")
+    v2 = next(e for e in stack.runtime().endpoints(MODEL) if e.version == "v2")
     assert live(release) == ModelRoute(MODEL, stable=Backend("v2", v2.url))
     r = httpx.post(f"{stack.gateway_url}/predict", headers={"X-User-ID": "someone"},
                    json={"user_id": "someone", "features": [1.0] * 30})
     assert r.headers["X-Model-Version"] == "v2"
     release.teardown()
-    assert [e.version for e in stack.runtime().endpoints()] == ["v2"]
+    assert [e.version for e in stack.runtime().endpoints(MODEL)] == ["v2"]
     assert release.finish("run-good")["outcome"] == "promoted"
     assert lock.holder(stack.paths.registry_root, MODEL) is None
 
@@ -112,7 +94,7 @@ def test_slow_candidate_fails_the_latency_gate_and_is_rolled_back(stack, users):
     assert reg.status(MODEL, "bad-slow") == "rejected"
     rejected = [h for h in reg.history(MODEL) if h["event"] == "rejected"][-1]
     assert "latency_p95" in rejected["reason"]
-    assert [e.version for e in stack.runtime().endpoints()] == ["v1"]
+    assert [e.version for e in stack.runtime().endpoints(MODEL)] == ["v1"]
     assert live(release).candidate is None
     assert release.finish("run-bad")["outcome"] == "rolled_back"
     summary = users.finish()
@@ -159,7 +141,7 @@ def test_a_killed_gateway_fails_the_look_and_the_rollback_still_frees_the_model(
     release.record_failure("step_01.analyze", verdict["reason"], blame="gateway")
     result = release.rollback()
     assert [p.split(":")[0] for p in result["incomplete"]] == ["traffic"]
-    assert [e.version for e in stack.runtime().endpoints()] == ["v1"]
+    assert [e.version for e in stack.runtime().endpoints(MODEL)] == ["v1"]
     reg = stack.prepare_registry()
     assert reg.pointers(MODEL).candidate is None and reg.status(MODEL, "v2") != "rejected"
     assert release.finish("run-nginx")["outcome"] == "rolled_back"

@@ -81,7 +81,8 @@ def test_non_finite_and_out_of_range_scores_fail_by_name(cards):
                    and e["batch"] == "candidate_scores")
     assert between["unexpected_count"] == 4  # 1.5 x3 and inf; NaN counts as null instead
     line = next(f for f in result["failed"] if "to_not_be_null" in f)
-    assert line.startswith("candidate_scores: expect_column_values_to_not_be_null(score) "
+    assert line.startswith("candidate_scores: values not finite (NaN): "
+                           "expect_column_values_to_not_be_null(score) "
                            "failed: observed 5 of 200 rows unexpected")
     json.dumps(result, allow_nan=False)
 
@@ -126,7 +127,8 @@ def test_inputs_must_match_the_candidate_card(cards):
     rows[3, 0] = rows[:, 0].max() * 10  # far outside what the card's sample covers
     result = run(cards, inputs=rows)
     assert failed_types(result) == ["reference_input:expect_column_values_to_be_between"]
-    assert f"reference_input: expect_column_values_to_be_between({v1.feature_names[0]})" in \
+    assert ("reference_input: values outside their range: "
+            f"expect_column_values_to_be_between({v1.feature_names[0]})") in \
         result["failed"][0]
     swapped = list(v1.feature_names)
     swapped[0], swapped[1] = swapped[1], swapped[0]

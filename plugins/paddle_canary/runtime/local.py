@@ -3,7 +3,7 @@
 State lives in ``<workdir>/endpoints.json`` (``{"<model>/<version>": {model, version, url, port,
 pid, instance, log, started_at}}``), replaced atomically under a file lock, so another process
 (the CLI, an Airflow task) finds a version started here and stops it by PID. Logs go to
-``<workdir>/logs/<model>-<version>.log``. A PID is only trusted while ``/proc/<pid>/cmdline`` is
+``<workdir>/logs/<model>--<version>.log``. A PID is only trusted while ``/proc/<pid>/cmdline`` is
 still that ``serve`` command on that port (PIDs are reused). A version that is started is
 added to Prometheus' file service discovery in ``targets_dir`` (when given) once it is healthy,
 and dropped from it on ``remove``.

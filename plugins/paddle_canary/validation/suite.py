@@ -128,12 +128,26 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+# What a failed expectation means, in the words a release reason uses (before GX's own line).
+MEANING = {
+    "expect_table_columns_to_match_ordered_list": "inputs do not match the card's features",
+    "expect_column_values_to_be_of_type": "inputs of the wrong type",
+    "expect_table_row_count_to_equal": "not one score per input row",
+    "expect_column_values_to_not_be_null": "values not finite (NaN)",
+    "expect_column_values_to_be_between": "values outside their range",
+    "expect_column_kl_divergence_to_be_less_than": "score distribution far from stable's",
+    "expect_column_pair_values_to_be_equal": "decisions disagree with stable's",
+}
+
+
 def _describe(batch: str, entry: dict) -> str:
-    """One line naming a failed expectation and what was seen."""
+    """One line naming a failed expectation, what it means and what was seen."""
     kw = entry["kwargs"]
     target = kw.get("column") or (f"{kw.get('column_A')} = {kw.get('column_B')}"
                                   if "column_A" in kw else "table")
-    head = f"{batch}: {entry['expectation']}({target})"
+    meaning = MEANING.get(entry["expectation"])
+    head = (f"{batch}: {meaning}: " if meaning else f"{batch}: ") + \
+        f"{entry['expectation']}({target})"
     if entry.get("error"):
         return f"{head} could not be evaluated: {entry['error']}"
     seen = entry.get("observed_value")
