@@ -466,7 +466,7 @@ def _bisect(rejected, m_in, m_out, iters: int):
 
 
 def categorical_mean_cs(values, counts, alpha: float, low: float, high: float,
-                        bets=CATEGORICAL_BETS, iters: int = 50):
+                        bets=CATEGORICAL_BETS, iters: int = 36):
     """Exact betting CS ``(lo, hi)`` for the mean of X taking the ``values`` (in
     ``[low, high]``), from how often each was seen (``counts``: last axis = values; leading
     axes are independent sequences). For decision flips: values (-1, 0, 1).
@@ -510,7 +510,7 @@ def _fan_psi(c):
 
 
 def bounded_mean_cs(n, total, total_sq, alpha: float, low: float, high: float,
-                    bets=SUM_BETS, iters: int = 50):
+                    bets=SUM_BETS, iters: int = 36):
     """Betting CS ``(lo, hi)`` for the mean of X in ``[low, high]`` from ``n``, the sum of X and
     the sum of X**2 only (a Prometheus counter holds sums, not the sequence).
 
