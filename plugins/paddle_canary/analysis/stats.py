@@ -484,23 +484,22 @@ def categorical_mean_cs(values, counts, alpha: float, low: float, high: float,
     total = n.sum(axis=1)
     safe = np.where(total > 0, total, 1.0)
     mean = np.clip((n @ v) / safe, low, high)
-    c = np.asarray(bets, dtype=float)[:, None, None]          # (bets, seqs, values)
+    c = np.asarray(bets, dtype=float)[:, None, None]          # (bets, 2 * seqs, values)
     level = math.log(2.0 / alpha)
+    k = len(mean)
+    nn = np.concatenate([n, n])
+    sign = np.concatenate([np.ones(k), -np.ones(k)])[:, None]  # +: lower end, -: upper end
 
-    def log_wealth_up(m):       # bets on X > m
+    def rejected(m):
+        room = np.where(sign > 0, m[:, None] - low, high - m[:, None])
         with np.errstate(divide="ignore", invalid="ignore"):
-            f = np.log1p(c * (v - m[:, None]) / (m[:, None] - low))
-        return _log_mean_exp((n * np.where(n > 0, f, 0.0)).sum(axis=2))
+            f = np.log1p(c * sign * (v - m[:, None]) / room)
+        return _log_mean_exp((nn * np.where(nn > 0, f, 0.0)).sum(axis=2)) >= level
 
-    def log_wealth_down(m):     # bets on X < m
-        with np.errstate(divide="ignore", invalid="ignore"):
-            f = np.log1p(c * (m[:, None] - v) / (high - m[:, None]))
-        return _log_mean_exp((n * np.where(n > 0, f, 0.0)).sum(axis=2))
-
-    lo = _bisect(lambda m: log_wealth_up(m) >= level, mean, np.full_like(mean, low), iters)
-    hi = _bisect(lambda m: log_wealth_down(m) >= level, mean, np.full_like(mean, high), iters)
-    lo = np.where((total > 0) & (mean > low), lo, low)
-    hi = np.where((total > 0) & (mean < high), hi, high)
+    ends = _bisect(rejected, np.concatenate([mean, mean]),
+                   np.concatenate([np.full(k, float(low)), np.full(k, float(high))]), iters)
+    lo = np.where((total > 0) & (mean > low), ends[:k], low)
+    hi = np.where((total > 0) & (mean < high), ends[k:], high)
     lo, hi = lo.reshape(shape), hi.reshape(shape)
     return (lo, hi) if lo.ndim else (float(lo), float(hi))
 
@@ -533,28 +532,22 @@ def bounded_mean_cs(n, total, total_sq, alpha: float, low: float, high: float,
     mean = np.clip(s / safe, low, high)
     c = np.asarray(bets, dtype=float)[:, None]
     psi = _fan_psi(c)
-    width = high - low
-    floor = 2 * psi * width / c
+    floor = 2 * psi * (high - low) / c
     level = math.log(2.0 / alpha)
+    k = len(mean)
+    nn, ss, qq = np.tile(n, 2), np.tile(s, 2), np.tile(q, 2)
+    sign = np.concatenate([np.ones(k), -np.ones(k)])          # +: lower end, -: upper end
 
-    def log_bound(m, room):
-        u = np.maximum(room, floor)
-        dev = s - n * m                                   # sum (X - m), signed for this side
-        sq = np.maximum(q - 2 * m * s + n * m * m, 0.0)   # sum (X - m)**2
-        return dev, sq, u
-
-    def rejected_low(m):     # "the mean is above m"
-        dev, sq, u = log_bound(m, m - low)
+    def rejected(m):
+        u = np.maximum(np.where(sign > 0, m - low, high - m), floor)
+        dev = sign * (ss - nn * m)                          # sum of the bet-on deviations
+        sq = np.maximum(qq - 2 * m * ss + nn * m * m, 0.0)  # sum (X - m)**2
         return _log_mean_exp(c * dev / u - psi * sq / (u * u)) >= level
 
-    def rejected_high(m):    # "the mean is below m"
-        dev, sq, u = log_bound(m, high - m)
-        return _log_mean_exp(-c * dev / u - psi * sq / (u * u)) >= level
-
-    lo = _bisect(rejected_low, mean, np.full_like(mean, low), iters)
-    hi = _bisect(rejected_high, mean, np.full_like(mean, high), iters)
-    lo = np.where(n > 0, lo, low)
-    hi = np.where(n > 0, hi, high)
+    ends = _bisect(rejected, np.tile(mean, 2),
+                   np.concatenate([np.full(k, float(low)), np.full(k, float(high))]), iters)
+    lo = np.where(n > 0, ends[:k], low)
+    hi = np.where(n > 0, ends[k:], high)
     lo, hi = lo.reshape(shape), hi.reshape(shape)
     return (lo, hi) if lo.ndim else (float(lo), float(hi))
 
