@@ -30,7 +30,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import math
 import shutil
 import sys
 import tempfile
