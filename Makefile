@@ -4,8 +4,8 @@
 PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 STAMP   := .venv/.installed
-APT_PKGS := nginx prometheus wrk luajit
-EXTRAS  := serve,train,analysis,k8s,airflow,dev
+APT_PKGS := nginx prometheus prometheus-alertmanager wrk luajit
+EXTRAS  := serve,train,analysis,k8s,validate,airflow,dev
 
 .PHONY: demo test test-fast os-deps venv bench lock clean up down
 
@@ -14,6 +14,8 @@ os-deps:
 	command -v nginx >/dev/null || missing="$$missing nginx"; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v luajit >/dev/null || missing="$$missing luajit"; \
 	if [ -n "$$missing" ]; then \

@@ -45,6 +45,7 @@ from paddle_canary.analysis.counts import NoData
 from paddle_canary.analysis.prometheus_server import PrometheusServer
 from paddle_canary.loadgen.runner import run_load
 from paddle_canary.registry import Registry
+from paddle_canary.traffic.base import Backend, ModelRoute
 from paddle_canary.traffic.nginx import NginxRouter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,8 +146,8 @@ def run_window(provider, router, candidate: str, config: GateConfig, seconds: fl
                stop_on_fail: bool = True, weight: int = 5) -> dict:
     """Set the weight, start the window, look every second; the three judges on the same
     counts. Ends when both sequence judges failed (``stop_on_fail``) or time is up."""
-    router.set_weight(weight)
-    if not router.verify_weight(weight):
+    router.set_weight(MODEL, weight)                  # verified: read back from nginx
+    if not router.verify_weight(MODEL, weight):
         raise RuntimeError(f"gateway does not serve {weight} %")
     t0 = time.time()
     out = {name: {"first_fail": None, "first_pass": None, "fail_requests": None,
@@ -183,7 +184,7 @@ def run_window(provider, router, candidate: str, config: GateConfig, seconds: fl
         if (stop_on_fail and both_failed) or time.time() >= deadline:
             break
         time.sleep(max(0.0, next_look - time.time()))
-    router.set_weight(0)
+    router.set_weight(MODEL, 0)
     for name, v in last.items():
         out[name]["final"] = v.status
         out[name]["gates"] = {g.gate: g.status for g in v.gates}
@@ -224,8 +225,8 @@ def main() -> int:
         started.append(stable)
         assert stable.ready(), "stable v1 did not start"
         prom.add_target(MODEL, "v1", [f"127.0.0.1:{stable.port}"])
-        router = NginxRouter(work / "gateway", port=process.free_port(), stable_url=stable.url)
-        router.start(weight=0)
+        router = NginxRouter(work / "gateway", process.free_port())
+        router.start([ModelRoute(MODEL, stable=Backend("v1", stable.url))])
         started.append(router)
         reference = Registry(registry).card(MODEL, "v1").reference_inputs()
 
@@ -245,12 +246,12 @@ def main() -> int:
             process.wait_until(
                 lambda: provider.query(f'up{{model="{MODEL}",version="{version}"}} == 1'), 20,
                 what=f"{version} scraped")
-            router.set_backends(stable.url, cand.url)
+            router.apply_verified(router.route(MODEL).replace(
+                candidate=Backend(version, cand.url), weight=0))
             return cand
 
         def finish(cand: Serving, version: str) -> None:
-            router.set_weight(0)
-            router.set_backends(stable.url, None)
+            router.apply_verified(router.route(MODEL).without_candidate())
             prom.remove_target(MODEL, version)
             cand.stop()
 
