@@ -184,6 +184,25 @@ def test_5_previous_verdicts_of_another_step_are_refused():
         judge(b, dataclasses.replace(c, version="v3"), CFG, previous=v.to_dict())
 
 
+def test_5_analyze_starts_fresh_when_the_previous_look_is_of_another_window():
+    """A release's window moves (stable restarted): analyze, what the release calls, judges the
+    look on its own and says why in ``note``, where judge() refuses (a caller's mistake)."""
+    from doubles import CountsProvider
+    from paddle_canary.analysis import analyze
+
+    rng = np.random.default_rng(41)
+    b, c = counts(rng, "v1", 4_000), counts(rng, "v2", 400)
+    before = judge(b, dataclasses.replace(c, start=-30.0), CFG).to_dict()
+    v = analyze(CountsProvider({"v1": b, "v2": c}), "risk-score", "v1", "v2", CFG, start=0.0,
+                end=60.0, previous=before)
+    assert v.note.startswith("previous look not built on: previous verdict's window")
+    assert v == dataclasses.replace(judge(b, c, CFG, evaluated_at=v.evaluated_at), note=v.note)
+    assert Verdict.from_json(v.to_json()).note == v.note
+    same = analyze(CountsProvider({"v1": b, "v2": c}), "risk-score", "v1", "v2", CFG,
+                   start=0.0, end=60.0, previous=v.to_dict())
+    assert same.note == ""
+
+
 def test_5_a_look_without_data_carries_the_intervals_to_the_next():
     rng = np.random.default_rng(40)
     base = counts(rng, "v1", 1_900_000)

@@ -49,7 +49,7 @@ def judge(baseline: WindowCounts | NoData, candidate: WindowCounts | NoData,
     window = next((x for x in (candidate, baseline) if isinstance(x, WindowCounts)), None)
     start = window.start if window else missing[0].start
     end = window.end if window else missing[0].end
-    prev = _previous(previous, candidate, baseline, start, end)
+    prev = _previous(previous, candidate, baseline)
     untrusted = "" if missing else _untrusted(baseline, candidate)
     if missing or untrusted:
         why = ("; ".join(f"{m.version}: {m.reason}" for m in missing) if missing
@@ -82,19 +82,38 @@ def _untrusted(b: WindowCounts, c: WindowCounts) -> str:
     return "; ".join(found)
 
 
-def _previous(previous, candidate, baseline, start: float, end: float
-              ) -> dict[str, dict[str, Check]]:
+def previous_mismatch(previous: Verdict | Mapping[str, Any] | None,
+                      baseline: WindowCounts | NoData, candidate: WindowCounts | NoData
+                      ) -> str:
+    """Why ``previous`` is not an earlier look at the window of these counts ("" when it is, or
+    when there is none): not a verdict at all, another model or versions, another window start
+    (the window restarted), or a window ending after this one."""
+    if previous is None:
+        return ""
+    try:
+        v = previous if isinstance(previous, Verdict) else Verdict.from_dict(dict(previous))
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"not a verdict ({type(exc).__name__}: {exc})"
+    window = next((x for x in (candidate, baseline) if isinstance(x, WindowCounts)), baseline)
+    start, end = window.start, window.end
+    want = (candidate.model, baseline.version, candidate.version)
+    if (v.model, v.baseline, v.candidate) != want:
+        return (f"previous verdict is for {v.model} {v.candidate} vs {v.baseline}, "
+                f"not {want[0]} {want[2]} vs {want[1]}")
+    if not (math.isclose(v.window_start, start, abs_tol=1e-3) and v.window_end <= end + 1e-3):
+        return (f"previous verdict's window {v.window_start:.3f}..{v.window_end:.3f} "
+                f"is not an earlier look at the window starting {start:.3f}")
+    return ""
+
+
+def _previous(previous, candidate, baseline) -> dict[str, dict[str, Check]]:
     """The previous look's checks by gate and name, after checking it is this step's."""
     if previous is None:
         return {}
+    why = previous_mismatch(previous, baseline, candidate)
+    if why:
+        raise ValueError(why)
     v = previous if isinstance(previous, Verdict) else Verdict.from_dict(dict(previous))
-    want = (candidate.model, baseline.version, candidate.version)
-    if (v.model, v.baseline, v.candidate) != want:
-        raise ValueError(f"previous verdict is for {v.model} {v.candidate} vs {v.baseline}, "
-                         f"not {want[0]} {want[2]} vs {want[1]}")
-    if not (math.isclose(v.window_start, start, abs_tol=1e-3) and v.window_end <= end + 1e-3):
-        raise ValueError(f"previous verdict's window {v.window_start:.3f}..{v.window_end:.3f} "
-                         f"is not an earlier look at the window starting {start:.3f}")
     return {g.gate: {c.name: c for c in g.checks} for g in v.gates}
 
 
