@@ -177,11 +177,14 @@ class Release:
         return False
 
     def deploy(self) -> dict[str, Any]:
-        """Start both versions (idempotent) and route them, the candidate at weight 0."""
+        """Start both versions (idempotent) and route them, the candidate at weight 0. With
+        ``plan.paired`` the candidate's process scores every request with the stable version
+        too (``shadow=``), so the judge compares both on the same rows."""
         from paddle_canary.traffic.base import ModelRoute
         p = self.plan
         stable = self.runtime.deploy(p.model, p.baseline)
-        candidate = self.runtime.deploy(p.model, p.candidate)
+        candidate = self.runtime.deploy(p.model, p.candidate,
+                                        shadow=p.baseline if p.paired else None)
         live = self.router.live(p.model)
         if (live is not None and live.candidate is not None and live.weight > 0
                 and live.candidate.version != p.candidate):
@@ -266,8 +269,9 @@ class Release:
                                               f"{stable.detail}"), since
         if deployed and stable.restarted_since(deployed.stable_instance):
             # A stable restart makes this look inconclusive; the window restarts from now.
+            # The new record's ts is the window's new start, at this look and the next ones.
             endpoint = self.runtime.endpoint(p.model, p.baseline)
-            self.record(ev.Deployed(stable_url=endpoint.url if endpoint else None,
+            self.record(ev.Deployed(ts=now, stable_url=endpoint.url if endpoint else None,
                                     candidate_url=deployed.candidate_url,
                                     stable_instance=stable.instance or "",
                                     candidate_instance=deployed.candidate_instance))
@@ -278,15 +282,24 @@ class Release:
     def judge(self, since: float, step: int | None = None, weight: int | None = None,
               previous: dict[str, Any] | None = None) -> dict[str, Any]:
         """One look: the running parts' health, then candidate vs stable over [since, now] on
-        every gate. Recorded in the journal with the step and weight."""
+        every gate. Recorded in the journal with the step and weight.
+
+        ``previous``: this step's previous look (what this method returned). Its intervals are
+        built on (they never widen; a decided gate stays decided) while the window is the same;
+        when the window moved (stable restarted) or it is not a look of these versions, this
+        look starts fresh and ``verdict["note"]`` says why. ``step`` (1-based) spends the
+        release's alpha (``gates.alpha``) over the plan's steps: ``verdict["alpha"]``."""
         from paddle_canary.analysis.analyze import analyze
         from paddle_canary.analysis.config import GateConfig
         from paddle_canary.analysis.verdict import combine
         p = self.plan
         health, window_from = self.health_gate(previous)
         start = max(since, window_from)
-        verdict = analyze(self.provider, p.model, p.baseline, p.candidate,
-                          GateConfig.from_dict(p.gates), start=start, end=time.time()).to_dict()
+        config = GateConfig.from_dict(p.gates)
+        alpha = p.step_alpha(config.alpha, step)
+        verdict = analyze(self.provider, p.model, p.baseline, p.candidate, config, start=start,
+                          end=time.time(), previous=previous, alpha=alpha).to_dict()
+        verdict["alpha"] = alpha
         verdict["gates"] = [health] + list(verdict.get("gates") or [])
         status = combine(g["status"] for g in verdict["gates"])
         if health["status"] == FAIL:
