@@ -40,6 +40,7 @@ with DAG(
         "max_extensions": Param(None, type=["null", "integer"], minimum=0, description="Extensions of an inconclusive step before a person is asked (default 2)"),
         "gates": Param(None, type=["null", "object"], description="Gate threshold overrides, e.g. {\"latency_p95\": {\"max_ms\": 50}}"),
         "runtime": Param(None, type=["null", "string"], enum=[None, *RUNTIMES], description="Where versions run"),
+        "paired": Param(None, type=["null", "boolean"], description="The candidate also scores every request with the stable version, so the judge compares them on the same rows (default true)"),
     },
 ) as dag:
     resolve = op.ResolvePlanOperator(task_id=op.PLAN_TASK, trigger_rule="all_success")
