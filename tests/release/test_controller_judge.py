@@ -141,3 +141,44 @@ def test_the_cli_asks_for_an_unpaired_release_only_when_told():
     parse = build_parser().parse_args
     assert "paired" not in request_from_args(parse(["release", MODEL, "v2"]))
     assert request_from_args(parse(["release", MODEL, "v2", "--unpaired"]))["paired"] is False
+
+
+def test_the_shadow_phase_mirrors_stable_then_the_first_step_ends_it(settings):
+    release = start(settings, shadow_s=30, shadow_mirror=50)
+    release.deploy()
+    out = release.start_shadow()
+    live = release.router.live(MODEL)
+    assert (live.weight, live.mirror, out["step"]) == (0, 50, 0)   # nobody routed to it
+    release.set_step_weight(1, 5)
+    live = release.router.live(MODEL)
+    assert (live.weight, live.mirror) == (5, 0)
+    assert [e.share for e in ev.of_kind(release.events(), ev.MirrorSet)] == [50, 0]
+
+
+def test_no_mirror_to_an_unhealthy_candidate(settings):
+    from paddle_canary.release.controller import ReleaseFailed
+    release = start(settings, shadow_s=30)
+    release.deploy()
+    release.runtime.fail_health(MODEL, "v2")
+    with pytest.raises(ReleaseFailed, match="refused"):
+        release.start_shadow()
+    assert release.router.live(MODEL).mirror == 0
+
+
+def test_the_shadow_phase_is_a_step_of_the_release_alpha(settings):
+    release = start(settings, shadow_s=30, provider=provider())        # shadow + 3 steps
+    release.deploy()
+    total = release.plan.gates["alpha"]
+    alphas = [release.judge(since=0.0, step=s, weight=0)["alpha"] for s in range(4)]
+    assert alphas == [pytest.approx(spending.step_alpha(total, i, 4)) for i in range(4)]
+    assert sum(alphas) <= total + 1e-12
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("shadow_s", -1, "shadow_s must be at least 0"),
+    ("shadow_mirror", 0, "shadow_mirror must be an integer percentage"),
+    ("shadow_mirror", 12.5, "shadow_mirror must be an integer percentage"),
+])
+def test_bad_shadow_fields_are_refused(settings, field, value, match):
+    with pytest.raises(PlanError, match=match):
+        start(settings, **{field: value})

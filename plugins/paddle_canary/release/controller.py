@@ -222,18 +222,42 @@ class Release:
         if not gateway.ok:
             raise ReleaseFailed(f"{what} refused: the gateway is not healthy ({gateway.detail})")
 
-    def set_step_weight(self, step: int, weight: int) -> dict[str, Any]:
-        """Move the candidate to ``weight`` % (step ``step``, 1-based), read back from the data
-        plane. A raise needs a healthy candidate and gateway; lowering never does."""
+    def _routed(self):
         p = self.plan
         current = self.router.route(p.model)
         if current.candidate is None or current.candidate.version != p.candidate:
             raise ReleaseFailed(f"the gateway does not route {p.model}'s candidate {p.candidate}; "
                                 "deploy it first")
+        return current
+
+    def start_shadow(self) -> dict[str, Any]:
+        """The shadow phase (``plan.shadow_s`` > 0), judged as step 0: the gateway mirrors
+        ``plan.shadow_mirror`` % of stable's requests to the candidate, whose answers are
+        discarded; no user is routed to it. Needs a healthy candidate and gateway. The first
+        step's weight ends it."""
+        p = self.plan
+        current = self._routed()
+        if current.mirror != p.shadow_mirror:
+            self._require_safe_to_raise(f"mirroring {p.shadow_mirror} % of {p.model} to "
+                                        f"{p.candidate}")
+        self.router.apply_verified(current.replace(mirror=p.shadow_mirror))
+        at = time.time()
+        self.record(ev.MirrorSet(share=p.shadow_mirror, ts=at))
+        return {"mirror": p.shadow_mirror, "at": at, "step": 0}
+
+    def set_step_weight(self, step: int, weight: int) -> dict[str, Any]:
+        """Move the candidate to ``weight`` % (step ``step``, 1-based), read back from the data
+        plane; a shadow phase's mirror ends here (its copies would load the candidate and hold
+        stable's connections while users are on it). A raise needs a healthy candidate and
+        gateway; lowering never does."""
+        p = self.plan
+        current = self._routed()
         if weight > current.weight:
             self._require_safe_to_raise(f"raising {p.model} {p.candidate} to {weight} %")
-        self.router.apply_verified(current.replace(weight=weight))
+        self.router.apply_verified(current.replace(weight=weight, mirror=0))
         at = time.time()
+        if current.mirror:
+            self.record(ev.MirrorSet(share=0, ts=at))
         self.record(ev.WeightSet(weight=weight, step=step, ts=at))
         return {"weight": weight, "at": at, "step": step}
 
