@@ -85,6 +85,9 @@ def test_a_previous_that_is_not_a_verdict_starts_the_look_fresh(settings, previo
     verdict = release.judge(since=0.0, step=1, weight=5, previous=previous)
     assert verdict["note"].startswith("previous look not built on: not a verdict")
     assert verdict["status"] in ("pass", "inconclusive")   # judged on its own data
+    release.runtime.fail_health(MODEL, "v2")        # the health gate reads it too
+    verdict = release.judge(since=0.0, step=1, weight=5, previous=previous)
+    assert verdict["health"]["status"] == "inconclusive"   # within the grace: a fresh start
 
 
 def test_a_previous_look_of_other_versions_is_not_built_on(settings):

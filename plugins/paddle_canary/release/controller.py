@@ -281,7 +281,8 @@ class Release:
             return _health_gate(FAIL, f"candidate {p.candidate} restarted "
                                       f"({deployed.candidate_instance} -> {cand.instance})"), since
         if not cand.healthy:
-            failing_since = ((previous or {}).get("health") or {}).get("failing_since") or now
+            before = (previous.get("health") if isinstance(previous, dict) else None) or {}
+            failing_since = before.get("failing_since") or now
             gate = _health_gate(FAIL if now - failing_since > HEALTH_GRACE_S else INCONCLUSIVE,
                                 f"candidate {p.candidate} fails /deep_health for "
                                 f"{now - failing_since:.0f} s: {cand.detail}")
