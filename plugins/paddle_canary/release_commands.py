@@ -38,6 +38,14 @@ def add_commands(sub) -> None:
     p.add_argument("--approvals-before", type=_int_list, help="e.g. 50,100; '' for none")
     p.add_argument("--teardown-delay", type=float, dest="teardown_delay_s", help="seconds")
     p.add_argument("--poll-interval", type=float, dest="poll_interval_s", help="seconds")
+    p.add_argument("--shadow", type=float, dest="shadow_s", metavar="SECONDS",
+                   help="a shadow phase before the first step: stable's requests mirrored to "
+                        "the candidate (answers discarded) and judged, for SECONDS")
+    p.add_argument("--shadow-mirror", type=int, dest="shadow_mirror", metavar="PCT",
+                   help="%% of stable's requests mirrored in the shadow phase (default 100)")
+    p.add_argument("--unpaired", dest="paired", action="store_const", const=False,
+                   help="judge on the two groups of users only: the candidate does not score "
+                        "requests with the stable version too (paired analysis is the default)")
     p.add_argument("--gate", type=_gate_override, action="append", default=[],
                    help="threshold override GATE.KEY=NUMBER, e.g. latency_p95.max_ms=50")
     p.add_argument("--check", action="store_true",
@@ -66,7 +74,7 @@ def add_commands(sub) -> None:
 def request_from_args(args) -> dict:
     conf = {"model": args.model, "version": args.version}
     for key in ("steps", "step_interval_s", "approvals_before", "teardown_delay_s",
-                "poll_interval_s"):
+                "poll_interval_s", "paired", "shadow_s", "shadow_mirror"):
         value = getattr(args, key)
         if value is not None:
             conf[key] = value

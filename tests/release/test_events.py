@@ -20,6 +20,7 @@ def test_every_kind_round_trips_through_a_journal(tmp_path):
         ev.PlanRecorded(plan={"model": "m", "candidate": "v2"}),
         ev.Validated(report={"passed": True}),
         ev.Deployed(stable_url="http://a:1", candidate_url="http://b:2", candidate_instance="i"),
+        ev.MirrorSet(share=100),
         ev.WeightSet(weight=5, step=1),
         ev.Look(verdict={"status": "pass"}, step=1, weight=5, health={"status": "pass"}),
         ev.StepVerdict(task="step_01.analyze", verdict={"status": "pass"}, step=1, weight=5),

@@ -121,6 +121,19 @@ class DeployCandidateOperator(ReleaseTask):
         return release.deploy()
 
 
+#: The analysis sensor's slot for the shadow phase (judged as step 0, before step 1's slot 0).
+SHADOW_SLOT = -1
+
+
+class StartShadowOperator(ReleaseTask):
+    """The shadow phase, when the plan has one: mirror stable's requests to the candidate."""
+
+    def work(self, release, context):
+        if release.plan.shadow_s <= 0:
+            raise AirflowSkipException("no shadow phase planned (shadow_s = 0)")
+        return release.start_shadow()
+
+
 class SetWeightOperator(ReleaseTask):
     def __init__(self, *, slot: int, **kwargs):
         super().__init__(**kwargs)
@@ -152,9 +165,14 @@ class CanaryAnalysisSensor(BaseSensorOperator):
 
     def execute(self, context):
         plan = plan_of(context)
-        weight = step_weight(plan, self.slot)
+        if self.slot == SHADOW_SLOT:
+            if plan.shadow_s <= 0:
+                raise AirflowSkipException("no shadow phase planned (shadow_s = 0)")
+            weight, interval = 0, plan.shadow_s
+        else:
+            weight, interval = step_weight(plan, self.slot), plan.step_interval_s
         since = context["ti"].xcom_pull(task_ids=self.set_weight_task)["at"]
-        self._wait(plan, since, until=since + plan.step_interval_s, extensions=0, weight=weight)
+        self._wait(plan, since, until=since + interval, extensions=0, weight=weight)
 
     def _wait(self, plan: ReleasePlan, since: float, until: float, extensions: int, weight: int,
               previous: dict | None = None):
@@ -177,6 +195,8 @@ class CanaryAnalysisSensor(BaseSensorOperator):
             release.record_failure(self.task_id, reason,
                                    blame=(verdict.get("health") or {}).get("blame", "candidate"))
             raise AirflowFailException(f"gate failed: {reason}")
+        if self.slot == SHADOW_SLOT:
+            return verdict  # a preview: inconclusive moves on to the steps, judged again there
         if verdict["status"] == "inconclusive" and extensions < plan.max_extensions:
             self.log.info("inconclusive (%s); extending the step", messages.verdict_reason(verdict))
             self._wait(plan, since, until=time.time() + plan.step_interval_s,

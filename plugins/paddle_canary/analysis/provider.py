@@ -44,11 +44,13 @@ class MetricsProvider(ABC):
         """True when the backend answers."""
 
     def window_counts(self, model: str, version: str, *, start: float | None = None,
-                      end: float | None = None, window_s: float | None = None
-                      ) -> WindowCounts | NoData:
+                      end: float | None = None, window_s: float | None = None,
+                      paired_with: str | None = None) -> WindowCounts | NoData:
         """``model``/``version``'s counts over ``[start, end]``, or the last ``window_s`` s.
 
-        ``end`` defaults to now; give ``start`` or ``window_s``.
+        ``end`` defaults to now; give ``start`` or ``window_s``. ``paired_with``: the baseline
+        version whose shadow scores (paired series) to include, when this version's process
+        exports them.
         """
         end = time.time() if end is None else float(end)
         if start is None:
@@ -77,7 +79,9 @@ class MetricsProvider(ABC):
         except QueryError as exc:
             return NoData(model, version, str(exc), start, end)
         increases = promql.series_increases(last, first, resets, raw)
-        return promql.counts_from_increases(model, version, start, end, increases)
+        return promql.counts_from_increases(model, version, start, end, increases,
+                                            paired_with=paired_with,
+                                            restarts=promql.restarts_from_resets(resets))
 
 
 class PrometheusProvider(MetricsProvider):

@@ -22,6 +22,7 @@ PLAN = "plan"
 VALIDATED = "validated"
 DEPLOYED = "deployed"
 WEIGHT = "weight"
+MIRROR = "mirror"
 LOOK = "look"
 VERDICT = "verdict"
 APPROVAL_REQUESTED = "approval_requested"
@@ -103,6 +104,14 @@ class WeightSet(Event):
     1-based step number of the plan (None for a weight set outside the steps)."""
     weight: int
     step: int | None = None
+
+
+@_kind(MIRROR)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MirrorSet(Event):
+    """The shadow phase: ``share`` % of stable's requests mirrored to the candidate (answers
+    discarded, no user routed to it), read back from the data plane; 0 when it ends."""
+    share: int
 
 
 @_kind(LOOK)
