@@ -49,6 +49,14 @@ def step_weight(plan: ReleasePlan, slot: int) -> int:
     return weight
 
 
+def skip_manually(release: controller.Release, weight: int) -> None:
+    """Skip a step below 100 % once ``paddle-canary promote --full`` was asked."""
+    from paddle_canary.release import manual
+    why = manual.skips_step(release.events(), weight)
+    if why:
+        raise AirflowSkipException(why)
+
+
 def request_of(params: dict[str, Any], asset_events=None) -> dict[str, Any]:
     """The release request from the run's params (or the registering asset event)."""
     request = {k: v for k, v in dict(params).items()
@@ -127,7 +135,9 @@ class SetWeightOperator(ReleaseTask):
         self.slot = slot
 
     def work(self, release, context):
-        return release.set_step_weight(self.slot + 1, step_weight(release.plan, self.slot))
+        weight = step_weight(release.plan, self.slot)
+        skip_manually(release, weight)
+        return release.set_step_weight(self.slot + 1, weight)
 
 
 class CanaryAnalysisSensor(BaseSensorOperator):
@@ -153,15 +163,17 @@ class CanaryAnalysisSensor(BaseSensorOperator):
     def execute(self, context):
         plan = plan_of(context)
         weight = step_weight(plan, self.slot)
+        skip_manually(controller.open_release(plan), weight)
         since = context["ti"].xcom_pull(task_ids=self.set_weight_task)["at"]
         self._wait(plan, since, until=since + plan.step_interval_s, extensions=0, weight=weight)
 
     def _wait(self, plan: ReleasePlan, since: float, until: float, extensions: int, weight: int,
-              previous: dict | None = None):
+              previous: dict | None = None, counted_from: float | None = None):
         self.defer(
             trigger=CanaryAnalysisTrigger(plan=plan.to_dict(), since=since, until=until,
                                           poll_s=plan.poll_interval_s, step=self.slot + 1,
-                                          weight=weight, previous=previous),
+                                          weight=weight, previous=previous,
+                                          counted_from=counted_from),
             method_name="execute_complete",
             kwargs={"since": since, "extensions": extensions, "weight": weight},
             timeout=timedelta(seconds=until - time.time() + 600),
@@ -171,6 +183,10 @@ class CanaryAnalysisSensor(BaseSensorOperator):
         plan = plan_of(context)
         release = controller.open_release(plan)
         verdict = event["verdict"]
+        if event.get("hold_until") and verdict.get("status") != "fail":
+            # paused (paddle-canary pause): wait again until the moved end of the step
+            self._wait(plan, since, until=event["hold_until"], extensions=extensions,
+                       weight=weight, previous=verdict, counted_from=event["looked_until"])
         release.record_verdict(self.task_id, verdict, step=self.slot + 1, weight=weight)
         if verdict["status"] == "fail":
             reason = messages.verdict_reason(verdict)
@@ -212,6 +228,7 @@ class ReleaseApprovalOperator(ApprovalOperator):
             self.skip(ti=context["ti"], tasks=later)
         weight = step_weight(plan, self.slot)
         release = controller.open_release(plan)
+        skip_manually(release, weight)
         name = f"{plan.model} {plan.candidate} (stable {plan.baseline})"
         if self.when == "before":
             if not plan.needs_approval_before(weight):
@@ -224,16 +241,30 @@ class ReleaseApprovalOperator(ApprovalOperator):
                 raise AirflowSkipException("analysis was conclusive: no confirmation needed")
             self.subject = f"Analysis inconclusive at {weight} % for {name}: go on?"
             self.body = messages.verdict_markdown(verdict)
-        release.record(ev.ApprovalRequested(task=self.task_id, weight=weight))
+        from paddle_canary.airflow import release_notices
+        try:
+            asked = release_notices.configure_approval(
+                self, release, context, weight=weight,
+                kind="approval" if self.when == "before" else "confirmation")
+        except UserError as exc:
+            release.record_failure(self.task_id, f"approval cannot be asked: {exc}")
+            raise AirflowFailException(f"approval cannot be asked: {exc}") from exc
+        release.record(ev.ApprovalRequested(task=self.task_id, weight=weight, **asked))
         return super().execute(context)
 
     def execute_complete(self, context, event):
+        from paddle_canary.airflow import release_notices
         release = controller.open_release(plan_of(context))
         chosen = (event.get("chosen_options") or ["?"])[0]
-        release.record(ev.ApprovalAnswered(task=self.task_id, answer=chosen,
-                                           by=str(event.get("responded_by_user"))))
+        by = release_notices.responder_of(event) or "timeout"
+        release.record(ev.ApprovalAnswered(task=self.task_id, answer=chosen, by=by))
+        refusal = release_notices.answer_refusal(release, context, event) \
+            if chosen == self.APPROVE or event.get("timedout") else None
+        if refusal:
+            release.record_failure(self.task_id, refusal)
+            raise AirflowFailException(refusal)
         if chosen == self.REJECT:
-            release.record_failure(self.task_id, "rejected by a person at approval")
+            release.record_failure(self.task_id, f"rejected by {by} at approval")
         try:
             return super().execute_complete(context, event)
         except HITLRejectException as exc:
