@@ -78,8 +78,8 @@ def open_release(plan: ReleasePlan | dict[str, Any], settings: Settings | None =
                  provider=None) -> "Release":
     """The release of ``plan`` wired to the runtime its plan names and the router the settings
     name (factories), the registry, its journal and Prometheus (or ``provider``)."""
-    from paddle_canary.analysis.provider import PrometheusProvider
     from paddle_canary.runtime.factory import make_runtime
+    from paddle_canary.settings_sources import prometheus_provider
     from paddle_canary.traffic.factory import make_router
 
     settings = settings or Settings.from_env()
@@ -88,7 +88,7 @@ def open_release(plan: ReleasePlan | dict[str, Any], settings: Settings | None =
     return Release(plan, runtime=Lazy(lambda: make_runtime(plan.runtime, settings)),
                    router=Lazy(lambda: make_router(settings)), registry=registry_at(settings),
                    journal=journal_of(plan, settings),
-                   provider=provider or Lazy(lambda: PrometheusProvider(settings.prometheus_url)))
+                   provider=provider or Lazy(lambda: prometheus_provider(settings)))
 
 
 class Lazy:
