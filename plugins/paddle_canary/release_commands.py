@@ -153,6 +153,13 @@ def cmd_status(args) -> int:
                 print(f"  traffic: {live.weight} % to candidate {cand} (stable "
                       f"{live.stable.version}), mirror {live.mirror} %"
                       + (f", header {live.header.name}: {live.header.value}" if live.header else ""))
+    from paddle_canary.ops.watchdog import read_status
+    last = read_status(settings)
+    for finding in (last or {}).get("findings") or []:
+        if not args.model or finding["model"] == args.model:
+            print(f"watchdog: {finding['model']}: {finding['kind']}: {finding['detail']}"
+                  + (f" (repaired: {finding['repaired']})" if finding.get("repaired") else "")
+                  + (f" (repair FAILED: {finding['error']})" if finding.get("error") else ""))
     try:
         from paddle_canary.airflow_rest import AirflowClient
         client = AirflowClient.from_env()
