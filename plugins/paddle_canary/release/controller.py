@@ -63,6 +63,8 @@ def prepare(request: dict[str, Any], run_id: str, settings: Settings | None = No
     settings = settings or Settings.from_env()
     reg = registry_at(settings)
     plan = resolve_plan(reg, request, check_gates=check_gates, run_id=run_id)
+    from paddle_canary.analysis.custom_gates import from_model_card
+    from_model_card(reg.model_defaults(plan.model))  # a bad custom gate is refused here
     lock.acquire(settings.registry_root, plan.model, run_id, plan.candidate)
     try:
         if reg.pointers(plan.model).candidate != plan.candidate:
@@ -287,8 +289,12 @@ class Release:
         start = max(since, window_from)
         verdict = analyze(self.provider, p.model, p.baseline, p.candidate,
                           GateConfig.from_dict(p.gates), start=start, end=time.time()).to_dict()
-        verdict["gates"] = [health] + list(verdict.get("gates") or [])
+        custom = self._custom_gates(start, previous)
+        verdict["gates"] = [health] + list(verdict.get("gates") or []) + custom
         status = combine(g["status"] for g in verdict["gates"])
+        failed_custom = [g["reason"] for g in custom if g["status"] == FAIL]
+        if failed_custom and verdict.get("status") != FAIL:
+            verdict["reason"] = "; ".join(failed_custom)
         if health["status"] == FAIL:
             verdict["reason"] = health["reason"]
         elif health["status"] == INCONCLUSIVE and status != FAIL:
@@ -300,6 +306,15 @@ class Release:
         self.record(ev.Look(verdict=verdict, step=step, weight=weight,
                             health=verdict["health"]))
         return verdict
+
+    def _custom_gates(self, start: float, previous: dict[str, Any] | None) -> list[dict]:
+        """The model's own PromQL gates (model.yaml ``custom_gates``) for this look."""
+        from paddle_canary.analysis import custom_gates
+        gates = custom_gates.from_model_card(self.registry.model_defaults(self.plan.model))
+        if not gates:
+            return []
+        return custom_gates.evaluate(self.provider, gates, self.plan.model, self.plan.candidate,
+                                     window_s=time.time() - start, previous=previous)
 
     def record_verdict(self, task: str, verdict: dict[str, Any], step: int | None = None,
                        weight: int | None = None) -> None:
