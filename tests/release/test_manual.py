@@ -158,3 +158,15 @@ def test_undo_cli_finds_the_baking_release(settings, capsys):
         manual.baking_journal(settings.replace(home=settings.home / "elsewhere"), MODEL)
     journal, plan = manual.baking_journal(settings, MODEL)
     assert plan["candidate"] == "v2" and plan["run_id"] == "run-1"
+
+
+def test_status_says_a_release_is_paused_and_a_full_promotion_was_asked(settings, capsys):
+    from paddle_canary import release_commands
+    release = start(settings)
+    release.deploy()
+    assert release_commands._manual_state(settings, MODEL, "run-1") == []
+    assert cli.main(["pause", MODEL, "--reason", "incident"]) == 0
+    assert cli.main(["promote", MODEL, "--full", "--reason", "hotfix"]) == 0
+    paused, full = release_commands._manual_state(settings, MODEL, "run-1")
+    assert paused.startswith("PAUSED by ") and "incident" in paused and "resume" in paused
+    assert full.endswith(": hotfix")
