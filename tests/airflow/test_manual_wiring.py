@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import pytest
@@ -93,3 +94,21 @@ def test_promote_full_ends_the_step_and_skips_the_steps_below_100(release):
         CanaryAnalysisSensor(task_id="step_03.analyze", slot=2,
                              set_weight_task="step_03.set_weight").execute(ctx(release, 1.0))
     assert manual.skips_step(release.events(), 100) is None  # the 100 % step still runs
+
+
+def test_a_paused_release_holds_its_weight_even_after_an_approval(release):
+    from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+
+    from paddle_canary.airflow.operators import HOLD_POLL_S, SetWeightOperator
+    set_weight = SetWeightOperator(task_id="step_03.set_weight", slot=2)
+    release.record(ev.Paused(by="ana", reason="incident"))
+    with pytest.raises(TaskDeferred) as deferred:
+        set_weight.execute(ctx(release))
+    assert deferred.value.method_name == "execute_after_hold"
+    wait = (deferred.value.trigger.moment - datetime.now(timezone.utc)).total_seconds()
+    assert HOLD_POLL_S - 10 < wait <= HOLD_POLL_S
+    assert not ev.of_kind(release.events(), ev.WeightSet)
+    release.record(ev.Resumed(by="ana"))
+    # resumed: it goes on to move the weight (no gateway runs in this test, so that fails)
+    with pytest.raises(AirflowFailException, match="gateway"):
+        set_weight.execute_after_hold(ctx(release), event=None)

@@ -14,7 +14,7 @@ from typing import Any
 from airflow.providers.standard.exceptions import HITLRejectException
 from airflow.providers.standard.operators.branch import BaseBranchOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+from airflow.providers.standard.triggers.temporal import DateTimeTrigger, TimeDeltaTrigger
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
@@ -30,6 +30,8 @@ PLAN_TASK = "resolve_plan"
 # the parked attempt finds the task already queued again ("state changed externally"). Tasks
 # that park get one quick retry; their real failures raise AirflowFailException, never retried.
 RACE_RETRY = timedelta(seconds=1)
+# A step's weight change waiting on a pause (paddle-canary pause) looks again this often.
+HOLD_POLL_S = 30
 # Request fields whose empty list means something ("no approvals"); for the others an empty
 # value from the form means "use the model's default".
 EMPTY_MEANS_NONE = ("approvals_before",)
@@ -137,7 +139,16 @@ class SetWeightOperator(ReleaseTask):
     def work(self, release, context):
         weight = step_weight(release.plan, self.slot)
         skip_manually(release, weight)
+        from paddle_canary.release import manual
+        if manual.paused_since(release.events()) is not None:
+            # paddle-canary pause holds the weight, even after an approval: look again later
+            self.log.info("the release is paused: the weight stays until it is resumed")
+            self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=HOLD_POLL_S)),
+                       method_name="execute_after_hold")
         return release.set_step_weight(self.slot + 1, weight)
+
+    def execute_after_hold(self, context, event=None):
+        return self.execute(context)
 
 
 class CanaryAnalysisSensor(BaseSensorOperator):
