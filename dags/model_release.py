@@ -13,6 +13,7 @@ from airflow.sdk import DAG, Param, TaskGroup
 
 from paddle_canary.airflow import operators as op
 from paddle_canary.airflow.assets import REGISTERED_VERSIONS
+from paddle_canary.airflow.release_notices import ReleaseOutcomeNotifier
 from paddle_canary.airflow.validation_pod import validation_pod_task
 from paddle_canary.release.plan import MAX_STEPS
 from paddle_canary.runtime.factory import RUNTIMES
@@ -80,7 +81,10 @@ with DAG(
 
     promote = op.PromoteOperator(task_id="promote")
     teardown = op.TeardownOperator(task_id="teardown_old_version")
-    rollback = op.RollbackOperator(task_id="rollback", trigger_rule="one_failed")
+    # tell the model's people (model.yaml notify) that it rolled back, or could not
+    rollback = op.RollbackOperator(task_id="rollback", trigger_rule="one_failed",
+                                   on_success_callback=ReleaseOutcomeNotifier(),
+                                   on_failure_callback=ReleaseOutcomeNotifier())
     report = op.ReportOperator(task_id="report", trigger_rule="all_done")
     last >> promote >> teardown
     work.append(promote)

@@ -63,6 +63,8 @@ def prepare(request: dict[str, Any], run_id: str, settings: Settings | None = No
     settings = settings or Settings.from_env()
     reg = registry_at(settings)
     plan = resolve_plan(reg, request, check_gates=check_gates, run_id=run_id)
+    from paddle_canary.analysis.custom_gates import from_model_card
+    from_model_card(reg.model_defaults(plan.model))  # a bad custom gate is refused here
     lock.acquire(settings.registry_root, plan.model, run_id, plan.candidate)
     try:
         if reg.pointers(plan.model).candidate != plan.candidate:
@@ -78,8 +80,8 @@ def open_release(plan: ReleasePlan | dict[str, Any], settings: Settings | None =
                  provider=None) -> "Release":
     """The release of ``plan`` wired to the runtime its plan names and the router the settings
     name (factories), the registry, its journal and Prometheus (or ``provider``)."""
-    from paddle_canary.analysis.provider import PrometheusProvider
     from paddle_canary.runtime.factory import make_runtime
+    from paddle_canary.settings_sources import prometheus_provider
     from paddle_canary.traffic.factory import make_router
 
     settings = settings or Settings.from_env()
@@ -88,7 +90,7 @@ def open_release(plan: ReleasePlan | dict[str, Any], settings: Settings | None =
     return Release(plan, runtime=Lazy(lambda: make_runtime(plan.runtime, settings)),
                    router=Lazy(lambda: make_router(settings)), registry=registry_at(settings),
                    journal=journal_of(plan, settings),
-                   provider=provider or Lazy(lambda: PrometheusProvider(settings.prometheus_url)))
+                   provider=provider or Lazy(lambda: prometheus_provider(settings)))
 
 
 class Lazy:
@@ -336,8 +338,12 @@ class Release:
         verdict = analyze(self.provider, p.model, p.baseline, p.candidate, config, start=start,
                           end=time.time(), previous=previous, alpha=alpha).to_dict()
         verdict["alpha"] = alpha
-        verdict["gates"] = [health] + list(verdict.get("gates") or [])
+        custom = self._custom_gates(start, previous)
+        verdict["gates"] = [health] + list(verdict.get("gates") or []) + custom
         status = combine(g["status"] for g in verdict["gates"])
+        failed_custom = [g["reason"] for g in custom if g["status"] == FAIL]
+        if failed_custom and verdict.get("status") != FAIL:
+            verdict["reason"] = "; ".join(failed_custom)
         if health["status"] == FAIL:
             verdict["reason"] = health["reason"]
         elif health["status"] == INCONCLUSIVE and status != FAIL:
@@ -349,6 +355,15 @@ class Release:
         self.record(ev.Look(verdict=verdict, step=step, weight=weight,
                             health=verdict["health"]))
         return verdict
+
+    def _custom_gates(self, start: float, previous: dict[str, Any] | None) -> list[dict]:
+        """The model's own PromQL gates (model.yaml ``custom_gates``) for this look."""
+        from paddle_canary.analysis import custom_gates
+        gates = custom_gates.from_model_card(self.registry.model_defaults(self.plan.model))
+        if not gates:
+            return []
+        return custom_gates.evaluate(self.provider, gates, self.plan.model, self.plan.candidate,
+                                     window_s=time.time() - start, previous=previous)
 
     def record_verdict(self, task: str, verdict: dict[str, Any], step: int | None = None,
                        weight: int | None = None) -> None:
