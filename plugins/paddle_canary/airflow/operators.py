@@ -18,6 +18,7 @@ from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from paddle_canary.airflow import ui
 from paddle_canary.airflow.triggers import CanaryAnalysisTrigger
 from paddle_canary.errors import UserError
 from paddle_canary.release import controller, messages
@@ -283,7 +284,10 @@ class RollbackOperator(BaseOperator):
         for part in result["incomplete"]:
             self.log.error("rollback could not finish: %s", part)
         from paddle_canary.report.publish import finish_and_report
-        return {**result, **finish_and_report(plan, context["dag_run"].run_id)}
+        result = {**result, **finish_and_report(plan, context["dag_run"].run_id,
+                                                run_url=ui.run_url(context))}
+        self.log.info(ui.outcome_line(result, ui.report_url(context)))
+        return result
 
 
 class ReportOperator(BaseOperator):
@@ -292,6 +296,11 @@ class ReportOperator(BaseOperator):
     def execute(self, context):
         plan = context["ti"].xcom_pull(task_ids=PLAN_TASK)
         if not plan:
+            self.log.info("outcome: %s; reason: the request was refused before any change "
+                          "(resolve_plan's log says why); no report", ev.REFUSED)
             return {"outcome": ev.REFUSED, "report": None}
         from paddle_canary.report.publish import finish_and_report
-        return finish_and_report(ReleasePlan.from_dict(plan), context["dag_run"].run_id)
+        result = finish_and_report(ReleasePlan.from_dict(plan), context["dag_run"].run_id,
+                                   run_url=ui.run_url(context))
+        self.log.info(ui.outcome_line(result, ui.report_url(context)))
+        return result

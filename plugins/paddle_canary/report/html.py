@@ -76,7 +76,7 @@ def report_paths(reports_dir: Path, model: str, run_id: str) -> tuple[Path, Path
 
 
 def write_report(plan: dict[str, Any], events: list[dict[str, Any]], paths,
-                 *, prometheus_url: str | None = None) -> Path:
+                 *, prometheus_url: str | None = None, run_url: str | None = None) -> Path:
     """Write the HTML page and the JSON summary of one release; return the HTML path.
 
     ``prometheus_url`` defaults to ``paths.prometheus_url``; pass ``""`` to skip Prometheus.
@@ -86,7 +86,7 @@ def write_report(plan: dict[str, Any], events: list[dict[str, Any]], paths,
     url = paths.prometheus_url if prometheus_url is None else prometheus_url
     summary = data.summary(plan, events)
     metrics = _metrics(plan, events, url)
-    page = render(plan, events, summary, metrics)
+    page = render(plan, events, summary, metrics, run_url=run_url)
     summary.update(report=html_path.name, generated_at=time.time(), metrics={
         "p95_source": metrics["p95_source"], "rejection_source": metrics["rejection_source"],
         "score_rows": {v: sum(c) for v, c in (metrics["scores"].get("counts") or {}).items()},
@@ -97,16 +97,36 @@ def write_report(plan: dict[str, Any], events: list[dict[str, Any]], paths,
     return html_path
 
 
-def report_from_journal(records: list[dict[str, Any]], settings, *,
-                        prometheus_url: str | None = None) -> Path:
-    """Write the report of the release whose journal ``records`` are (their plan names the
-    model and the run); what it shows depends on the journal alone, plus Prometheus when it
-    answers. Raises UserError for a journal without a plan (a refused request)."""
+def plan_of_journal(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The plan a journal starts with. Raises UserError for a journal without one (a refused
+    request)."""
     plan = next((r["plan"] for r in records
                  if r.get("event") == ev.PLAN and isinstance(r.get("plan"), dict)), None)
     if plan is None:
         raise UserError("the journal has no plan event: the release was refused before it started")
-    return write_report(plan, records, settings, prometheus_url=prometheus_url)
+    return plan
+
+
+def report_from_journal(records: list[dict[str, Any]], settings, *,
+                        prometheus_url: str | None = None, run_url: str | None = None) -> Path:
+    """Write the report of the release whose journal ``records`` are (their plan names the
+    model and the run); what it shows depends on the journal alone, plus Prometheus when it
+    answers. ``run_url``: the release's run in Airflow, linked from the page. Raises UserError
+    for a journal without a plan (a refused request)."""
+    return write_report(plan_of_journal(records), records, settings,
+                        prometheus_url=prometheus_url, run_url=run_url)
+
+
+def page_from_journal(records: list[dict[str, Any]], settings, *, run_url: str | None = None,
+                      refresh_s: int | None = None) -> str:
+    """The report page of a journal, rendered now and written nowhere (the live report Airflow
+    serves). ``refresh_s``: while the release is unfinished, the page reloads itself this
+    often."""
+    plan = plan_of_journal(records)
+    summary = data.summary(plan, records)
+    metrics = _metrics(plan, records, settings.prometheus_url)
+    live = refresh_s if data.outcome(records)["outcome"] == ev.UNFINISHED else None
+    return render(plan, records, summary, metrics, run_url=run_url, refresh_s=live)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -155,15 +175,19 @@ def _by_version(plan, sides: dict[str, list]) -> dict[str, list]:
 # ---- the page -----------------------------------------------------------------------------
 
 def render(plan: dict[str, Any], events: list[dict[str, Any]], summary: dict[str, Any],
-           metrics: dict[str, Any]) -> str:
+           metrics: dict[str, Any], *, run_url: str | None = None,
+           refresh_s: int | None = None) -> str:
     start, end = data.window(events)
     model, cand, base = (str(plan.get(k) or "?") for k in ("model", "candidate", "baseline"))
     title = f"{model}: {cand} vs stable {base}"
+    run = escape(str(plan.get("run_id") or "?"))
+    if run_url:
+        run = f"<a href='{escape(run_url, quote=True)}'>{run}</a> in Airflow"
+    live = (f" · live: reloads every {refresh_s} s" if refresh_s else "")
     body = [
         f"<h1>{escape(title)} <span class='badge {escape(summary['outcome'])}'>"
         f"{escape(data.outcome(events)['label'])}</span></h1>",
-        f"<div class='sub'>run {escape(str(plan.get('run_id') or '?'))} · "
-        f"{_when(start)} → {_when(end)} (UTC)</div>",
+        f"<div class='sub'>run {run} · {_when(start)} → {_when(end)} (UTC){live}</div>",
         _cards(plan, events, summary),
         _why(events),
         "<h2>Candidate traffic</h2>",
@@ -186,6 +210,7 @@ def render(plan: dict[str, Any], events: list[dict[str, Any]], summary: dict[str
     ]
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            + (f"<meta http-equiv='refresh' content='{int(refresh_s)}'>" if refresh_s else "") +
             f"<title>{escape('Release report: ' + title)}</title><style>{CSS}</style></head>"
             f"<body><main>{''.join(body)}</main></body></html>\n")
 
