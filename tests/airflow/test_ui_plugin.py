@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from paddle_canary import process
-from paddle_canary.airflow_rest import AirflowClient
+from paddle_canary.airflow_rest import AirflowClient, AirflowError
 from paddle_canary.localstack.airflow_server import AirflowServer
 from paddle_canary.release.journal import journal_path
 from paddle_canary.settings import REPO, Settings
@@ -131,6 +131,9 @@ def test_extra_link_and_last_log_line_of_a_refused_run(airflow, client):
     server, settings = airflow
     process.wait_until(client.dag_exists, 180, interval=1, what="model_release parsed")
     client.unpause()
+    # the form's schema: the same weight twice is refused before a run exists
+    with pytest.raises(AirflowError, match="400"):
+        client.trigger({"model": "risk-score", "version": "v2", "steps": [5, 5, 100]})
     run_id = client.trigger({"model": "no-such-model", "version": "v2"})
     process.wait_until(lambda: client.task_instances(run_id).get("report") == "success", 240,
                        interval=1, what="the report task of a refused run")
@@ -143,7 +146,18 @@ def test_extra_link_and_last_log_line_of_a_refused_run(airflow, client):
         r = client._send("GET", f"/api/v2/dags/{DAG}/dagRuns/{quote(run_id, safe='')}"
                                 f"/taskInstances/{task}/links")
         assert "Rollout report" not in r.json()["extra_links"], task
-    logs = list((server.home / "logs").glob(f"dag_id={DAG}/run_id={run_id}/task_id=report/*.log"))
-    assert logs, "no log file for the report task"
-    last = [json.loads(line) for line in logs[0].read_text().splitlines() if line.startswith("{")]
-    assert any(str(e.get("event", "")).startswith("outcome: refused") for e in last)
+    # the run's note says what happened (set by the tasks over the REST API)
+    note = client.run(run_id)["note"]
+    assert note and note.startswith("no-such-model v2: refused: unknown model"), \
+        task_log_lines(server, run_id, "resolve_plan")
+    assert any(line.startswith("outcome: refused") for line in
+               task_log_lines(server, run_id, "report"))
+
+
+def task_log_lines(server, run_id: str, task: str) -> list[str]:
+    """The messages of a task's log files (every attempt, the trigger's too)."""
+    out = []
+    for path in sorted((server.home / "logs").glob(f"dag_id={DAG}/run_id={run_id}/task_id={task}/*")):
+        out += [str(json.loads(line).get("event", "")) for line in path.read_text().splitlines()
+                if line.startswith("{")]
+    return out

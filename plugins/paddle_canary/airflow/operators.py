@@ -18,12 +18,13 @@ from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from paddle_canary.airflow import ui
+from paddle_canary.airflow import loglines, run_note, ui
 from paddle_canary.airflow.triggers import CanaryAnalysisTrigger
 from paddle_canary.errors import UserError
 from paddle_canary.release import controller, messages
 from paddle_canary.release import events as ev
 from paddle_canary.release.plan import ReleasePlan
+from paddle_canary.report import note as note_text
 
 PLAN_TASK = "resolve_plan"
 # Airflow 3.3 can mark a task failed when it resumes within seconds of parking (an approval
@@ -67,12 +68,14 @@ class ReleaseTask(BaseOperator):
     def execute(self, context):
         release = controller.open_release(plan_of(context))
         try:
-            return self.work(release, context)
+            result = self.work(release, context)
         except (AirflowSkipException, AirflowFailException):
             raise
         except Exception as exc:
             release.record_failure(self.task_id, f"{type(exc).__name__}: {exc}")
             raise AirflowFailException(f"{self.task_id}: {exc}") from exc
+        run_note.note_release(context, release, self.log)
+        return result
 
     def work(self, release: controller.Release, context) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -84,9 +87,12 @@ class ResolvePlanOperator(BaseOperator):
     def execute(self, context):
         request = request_of(context["params"], context.get("triggering_asset_events"))
         try:
-            return controller.prepare(request, run_id=context["dag_run"].run_id).to_dict()
+            plan = controller.prepare(request, run_id=context["dag_run"].run_id)
         except UserError as exc:
+            run_note.note_refused(context, request, str(exc), self.log)
             raise AirflowFailException(f"release refused: {exc}") from exc
+        run_note.set_note(context, note_text.plan_line(plan.to_dict()), self.log)
+        return plan.to_dict()
 
 
 class BuildImageOperator(ReleaseTask):
@@ -172,6 +178,7 @@ class CanaryAnalysisSensor(BaseSensorOperator):
         plan = plan_of(context)
         release = controller.open_release(plan)
         verdict = event["verdict"]
+        self.log.info(loglines.event_line(event))
         release.record_verdict(self.task_id, verdict, step=self.slot + 1, weight=weight)
         if verdict["status"] == "fail":
             reason = messages.verdict_reason(verdict)
@@ -264,10 +271,16 @@ class TeardownOperator(BaseOperator):
         moment = (datetime.fromtimestamp(promoted, timezone.utc)
                   + timedelta(seconds=plan.teardown_delay_s))
         release.record(ev.TeardownScheduled(at=moment.isoformat()))
+        self.log.info(ui.teardown_wait_line(plan.to_dict(), promoted, moment))
+        run_note.note_release(context, release, self.log)
         self.defer(trigger=DateTimeTrigger(moment=moment), method_name="execute_complete")
 
     def execute_complete(self, context, event=None):
-        return controller.open_release(plan_of(context)).teardown()
+        release = controller.open_release(plan_of(context))
+        result = release.teardown()
+        self.log.info("stopped the old version %s: %s", release.plan.baseline, result)
+        run_note.note_release(context, release, self.log)
+        return result
 
 
 class RollbackOperator(BaseOperator):
@@ -280,13 +293,17 @@ class RollbackOperator(BaseOperator):
         if not plan:
             raise AirflowSkipException("nothing to roll back: the request was refused before any change")
         plan = ReleasePlan.from_dict(plan)
-        result = controller.open_release(plan).rollback()
-        for part in result["incomplete"]:
-            self.log.error("rollback could not finish: %s", part)
+        release = controller.open_release(plan)
+        failure = release.failure()
+        result = release.rollback()
+        for line in loglines.rollback_lines(plan.to_dict(), result,
+                                            failure.blame if failure else "candidate"):
+            (self.log.error if "FAILED" in line else self.log.info)(line)
         from paddle_canary.report.publish import finish_and_report
         result = {**result, **finish_and_report(plan, context["dag_run"].run_id,
                                                 run_url=ui.run_url(context))}
         self.log.info(ui.outcome_line(result, ui.report_url(context)))
+        run_note.note_release(context, controller.open_release(plan), self.log)
         return result
 
 
@@ -300,7 +317,8 @@ class ReportOperator(BaseOperator):
                           "(resolve_plan's log says why); no report", ev.REFUSED)
             return {"outcome": ev.REFUSED, "report": None}
         from paddle_canary.report.publish import finish_and_report
-        result = finish_and_report(ReleasePlan.from_dict(plan), context["dag_run"].run_id,
-                                   run_url=ui.run_url(context))
+        plan = ReleasePlan.from_dict(plan)
+        result = finish_and_report(plan, context["dag_run"].run_id, run_url=ui.run_url(context))
         self.log.info(ui.outcome_line(result, ui.report_url(context)))
+        run_note.note_release(context, controller.open_release(plan), self.log)
         return result

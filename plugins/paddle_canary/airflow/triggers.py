@@ -13,7 +13,16 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from paddle_canary.airflow import loglines
 from paddle_canary.release import controller, messages
+
+
+class AnalysisEvent(TriggerEvent):
+    """The analysis trigger's event; the triggerer logs it by its repr, so that is one line
+    (status and reason), not the whole verdict (several kB)."""
+
+    def __repr__(self) -> str:
+        return f"TriggerEvent<{loglines.event_line(self.payload)}>"
 
 
 class CanaryAnalysisTrigger(BaseTrigger):
@@ -56,6 +65,7 @@ class CanaryAnalysisTrigger(BaseTrigger):
             try:
                 verdict = await asyncio.to_thread(self.look, release, previous)
                 previous = verdict
+                self.log.info(loglines.look_line(verdict, self.step, self.weight))
             except Exception as exc:  # noqa: BLE001 - a broken look is never a pass or a fail
                 self.log.exception("analysis look failed")
                 verdict = {"status": "inconclusive", "reason": f"analysis error: {exc}",
@@ -72,4 +82,4 @@ class CanaryAnalysisTrigger(BaseTrigger):
             if now >= self.until:
                 break
             await asyncio.sleep(min(self.poll_s, max(0.0, self.until - now)))
-        yield TriggerEvent({"verdict": verdict, "looked_until": time.time()})
+        yield AnalysisEvent({"verdict": verdict, "looked_until": time.time()})

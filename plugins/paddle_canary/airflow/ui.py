@@ -4,6 +4,7 @@ line a task ends with (imported by the operators; the plugin itself is
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from paddle_canary.report import links
@@ -30,3 +31,15 @@ def outcome_line(result: dict[str, Any], url: str) -> str:
     reason = result.get("reason")
     return (f"outcome: {result.get('outcome')}" + (f"; reason: {reason}" if reason else "")
             + f"; report: {url}")
+
+
+def teardown_wait_line(plan: dict[str, Any], promoted_at: float, moment: datetime) -> str:
+    """What the teardown task waits for, in its log (it is the DAG's last task, so a promoted
+    release's run stays Running until then)."""
+    promoted = datetime.fromtimestamp(promoted_at, timezone.utc)
+    left = max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
+    return (f"{plan.get('candidate')} was promoted at {promoted:%Y-%m-%d %H:%M:%S} UTC; "
+            f"{plan.get('baseline')} keeps running as a fallback until "
+            f"{moment:%Y-%m-%d %H:%M:%S} UTC (in {left / 3600:.1f} h, teardown_delay_s "
+            f"{plan.get('teardown_delay_s'):g}), then this task stops it. The release itself is "
+            "done: the run stays Running until then, waiting in the triggerer (no worker slot).")
