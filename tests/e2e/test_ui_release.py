@@ -11,10 +11,28 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from test_release_dag import FAST, MODEL, client, monkeypatch_module, run_release, stack  # noqa: F401
+from test_release_dag import FAST, MODEL, monkeypatch_module, run_release, stack  # noqa: F401
+
+from paddle_canary import process
+from paddle_canary.airflow_rest import AirflowClient
 
 pytestmark = pytest.mark.slow
 DAG = "model_release"
+# The API server runs one worker; the first task start of a run (PATCH /execution/.../run)
+# holds it 15-30 s here under load (seen in every stack's api-server.log, with or without the
+# plugin), so a 10 s client timeout fails the test on the machine, not on the code.
+CLIENT_TIMEOUT_S = 60.0
+
+
+@pytest.fixture(scope="module")
+def client(stack, monkeypatch_module):  # noqa: F811
+    for key, value in stack.env().items():
+        monkeypatch_module.setenv(key, value)
+    c = AirflowClient.from_env(timeout=CLIENT_TIMEOUT_S)
+    process.wait_until(c.dag_exists, 120, interval=1, what="model_release parsed")
+    c.unpause()
+    yield c
+    c.close()
 
 
 def task_log_lines(stack, run_id: str, task: str) -> list[str]:
@@ -41,6 +59,11 @@ def test_a_rolled_back_release_as_the_ui_shows_it(stack, client):  # noqa: F811
     assert looks and " · step 1 at 5 % · rows stable " in looks[0]
     assert looks[-1].endswith("→ fail") or "→ fail: latency_p95" in looks[-1]
     assert all(len(line) < 1000 for line in task_log_lines(stack, run_id, "step_01.analyze"))
+
+    # Airflow has no "inconclusive" or "gate failed" colour of its own: the task's note says
+    ti = client._send("GET", f"/api/v2/dags/{DAG}/dagRuns/{quote(run_id, safe='')}"
+                             "/taskInstances/step_01.analyze").json()
+    assert (ti["note"] or "").startswith("analysis ended fail: latency_p95 fail"), ti["note"]
 
     lines = task_log_lines(stack, run_id, "rollback")
     assert f"rollback traffic: every user of {MODEL} on stable v1, candidate weight 0" in lines

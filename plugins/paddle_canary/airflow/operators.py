@@ -179,6 +179,8 @@ class CanaryAnalysisSensor(BaseSensorOperator):
         release = controller.open_release(plan)
         verdict = event["verdict"]
         self.log.info(loglines.event_line(event))
+        if verdict.get("status") != "pass":  # green in Airflow either way: the note says
+            run_note.set_task_note(context, loglines.event_line(event), self.log)
         release.record_verdict(self.task_id, verdict, step=self.slot + 1, weight=weight)
         if verdict["status"] == "fail":
             reason = messages.verdict_reason(verdict)

@@ -44,21 +44,36 @@ def _client() -> AirflowClient:
     return AirflowClient.from_env(url=ui.base_url() or None, timeout=TIMEOUT_S)
 
 
-def set_note(context, text: str, logger=None) -> bool:
-    """PATCH the note of the task's run to ``text``; True when Airflow took it."""
-    run = context["dag_run"]
-    logger = logger or log
+def _patch_note(path: str, text: str, logger) -> bool:
     try:
         client = _client()
         try:
-            client._send("PATCH", f"/api/v2/dags/{run.dag_id}/dagRuns/{quote(run.run_id, safe='')}",
-                         params={"update_mask": "note"}, json={"note": text})
+            client._send("PATCH", path, params={"update_mask": "note"},
+                         json={"note": note.cut(text)})
         finally:
             client.close()
     except Exception as exc:  # noqa: BLE001 - a note is never worth failing a release
-        logger.warning("run note not set (%s: %s)", type(exc).__name__, exc)
+        (logger or log).warning("note not set (%s: %s)", type(exc).__name__, exc)
         return False
     return True
+
+
+def set_note(context, text: str, logger=None) -> bool:
+    """PATCH the note of the task's run to ``text``; True when Airflow took it."""
+    run = context["dag_run"]
+    return _patch_note(f"/api/v2/dags/{run.dag_id}/dagRuns/{quote(run.run_id, safe='')}",
+                       text, logger)
+
+
+def set_task_note(context, text: str, logger=None) -> bool:
+    """PATCH the note of the task instance itself (Airflow has no "inconclusive" state: an
+    inconclusive ``analyze`` ends green, and its note says what it really ended with)."""
+    run, ti = context["dag_run"], context["ti"]
+    path = (f"/api/v2/dags/{run.dag_id}/dagRuns/{quote(run.run_id, safe='')}/taskInstances/"
+            f"{quote(ti.task_id, safe='')}")
+    if getattr(ti, "map_index", -1) not in (-1, None):
+        path += f"/{ti.map_index}"
+    return _patch_note(path, text, logger)
 
 
 def note_release(context, release, logger=None) -> bool:

@@ -43,7 +43,7 @@ def plan_line(plan: dict[str, Any]) -> str:
 
 def refused_note(request: dict[str, Any], reason: str) -> str:
     what = " ".join(str(request.get(k)) for k in ("model", "version") if request.get(k))
-    return _cut(f"{what or 'release'}: refused: {reason}")
+    return cut(f"{what or 'release'}: refused: {reason}")
 
 
 def run_note(plan: dict[str, Any], records: list[dict[str, Any]]) -> str:
@@ -78,8 +78,8 @@ def run_note(plan: dict[str, Any], records: list[dict[str, Any]]) -> str:
         reached = max((w for _, w in points), default=0)
         at = f" at {reached} %" if word == ev.ROLLED_BACK_OUTCOME else ""
         parts.append(f"{out['label']}{at}" + (f": {out['reason']}" if out["reason"] else ""))
-    return _cut(" · ".join(parts))
+    return cut(" · ".join(parts))
 
 
-def _cut(text: str) -> str:
+def cut(text: str) -> str:
     return text if len(text) <= MAX_CHARS else text[:MAX_CHARS - 1] + "…"
