@@ -74,3 +74,12 @@ def rollback_lines(plan: dict[str, Any], result: dict[str, Any], blame: str) -> 
     return [line("traffic", f"every user of {model} on stable {base}, candidate weight 0"),
             line("registry", registry),
             line("candidate", f"{cand} stopped")]
+
+
+def log_safely(log_fn, make_line, *args) -> None:
+    """Log ``make_line(*args)``; a line that cannot be made is a warning, never an exception
+    (the analysis and the rollback must not fail over a log line)."""
+    try:
+        log_fn(make_line(*args))
+    except Exception as exc:  # noqa: BLE001
+        log_fn(f"(log line not made: {type(exc).__name__}: {exc})")

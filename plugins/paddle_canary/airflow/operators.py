@@ -178,9 +178,10 @@ class CanaryAnalysisSensor(BaseSensorOperator):
         plan = plan_of(context)
         release = controller.open_release(plan)
         verdict = event["verdict"]
-        self.log.info(loglines.event_line(event))
+        loglines.log_safely(self.log.info, loglines.event_line, event)
         if verdict.get("status") != "pass":  # green in Airflow either way: the note says
-            run_note.set_task_note(context, loglines.event_line(event), self.log)
+            run_note.set_task_note(context, f"analysis ended {verdict.get('status')}: "
+                                            f"{verdict.get('reason') or ''}"[:1000], self.log)
         release.record_verdict(self.task_id, verdict, step=self.slot + 1, weight=weight)
         if verdict["status"] == "fail":
             reason = messages.verdict_reason(verdict)
@@ -298,15 +299,18 @@ class RollbackOperator(BaseOperator):
         release = controller.open_release(plan)
         failure = release.failure()
         result = release.rollback()
-        for line in loglines.rollback_lines(plan.to_dict(), result,
-                                            failure.blame if failure else "candidate"):
-            (self.log.error if "FAILED" in line else self.log.info)(line)
+        loglines.log_safely(self._log_actions, loglines.rollback_lines, plan.to_dict(), result,
+                            failure.blame if failure else "candidate")
         from paddle_canary.report.publish import finish_and_report
         result = {**result, **finish_and_report(plan, context["dag_run"].run_id,
                                                 run_url=ui.run_url(context))}
         self.log.info(ui.outcome_line(result, ui.report_url(context)))
         run_note.note_release(context, controller.open_release(plan), self.log)
         return result
+
+    def _log_actions(self, lines) -> None:
+        for line in [lines] if isinstance(lines, str) else lines:
+            (self.log.error if "FAILED" in line else self.log.info)(line)
 
 
 class ReportOperator(BaseOperator):

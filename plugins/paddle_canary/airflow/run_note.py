@@ -26,7 +26,10 @@ from paddle_canary.airflow_rest import AirflowClient
 from paddle_canary.report import note
 
 CONN_ID = "paddle_canary_api"
-TIMEOUT_S = 10.0
+# Short: set_weight notes the new weight before the step's analysis defers. In normal times a
+# PATCH takes ~50 ms; when the API server stalls, the deferral (same server) stalls as well, and
+# the note gives up after this long rather than holding the release.
+TIMEOUT_S = 3.0
 log = logging.getLogger(__name__)
 
 
@@ -77,10 +80,19 @@ def set_task_note(context, text: str, logger=None) -> bool:
 
 
 def note_release(context, release, logger=None) -> bool:
-    """Set the note from the release's journal as it stands now."""
-    plan = release.plan.to_dict()
-    return set_note(context, note.run_note(plan, release.journal.records()), logger)
+    """Set the note from the release's journal as it stands now (never raises)."""
+    try:
+        text = note.run_note(release.plan.to_dict(), release.journal.records())
+    except Exception as exc:  # noqa: BLE001 - a note is never worth failing a release
+        (logger or log).warning("note not written (%s: %s)", type(exc).__name__, exc)
+        return False
+    return set_note(context, text, logger)
 
 
 def note_refused(context, request: dict[str, Any], reason: str, logger=None) -> bool:
-    return set_note(context, note.refused_note(request, reason), logger)
+    try:
+        text = note.refused_note(request, reason)
+    except Exception as exc:  # noqa: BLE001
+        (logger or log).warning("note not written (%s: %s)", type(exc).__name__, exc)
+        return False
+    return set_note(context, text, logger)

@@ -22,7 +22,10 @@ class AnalysisEvent(TriggerEvent):
     (status and reason), not the whole verdict (several kB)."""
 
     def __repr__(self) -> str:
-        return f"TriggerEvent<{loglines.event_line(self.payload)}>"
+        try:
+            return f"TriggerEvent<{loglines.event_line(self.payload)}>"
+        except Exception:  # noqa: BLE001 - a repr never raises
+            return "TriggerEvent<analysis event>"
 
 
 class CanaryAnalysisTrigger(BaseTrigger):
@@ -65,11 +68,11 @@ class CanaryAnalysisTrigger(BaseTrigger):
             try:
                 verdict = await asyncio.to_thread(self.look, release, previous)
                 previous = verdict
-                self.log.info(loglines.look_line(verdict, self.step, self.weight))
             except Exception as exc:  # noqa: BLE001 - a broken look is never a pass or a fail
                 self.log.exception("analysis look failed")
                 verdict = {"status": "inconclusive", "reason": f"analysis error: {exc}",
                            "gates": []}
+            loglines.log_safely(self.log.info, loglines.look_line, verdict, self.step, self.weight)
             if verdict["status"] == "fail":
                 try:
                     await asyncio.to_thread(release.cut, messages.verdict_reason(verdict))
