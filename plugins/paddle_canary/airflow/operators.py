@@ -91,7 +91,11 @@ class ResolvePlanOperator(BaseOperator):
         except UserError as exc:
             run_note.note_refused(context, request, str(exc), self.log)
             raise AirflowFailException(f"release refused: {exc}") from exc
-        run_note.set_note(context, note_text.plan_line(plan.to_dict()), self.log)
+        warning = ui.short_step_warning(plan.to_dict())
+        if warning:
+            self.log.warning(warning)
+        run_note.set_note(context, note_text.plan_line(plan.to_dict())
+                          + (f" · {warning}" if warning else ""), self.log)
         return plan.to_dict()
 
 

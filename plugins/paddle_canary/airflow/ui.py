@@ -43,3 +43,15 @@ def teardown_wait_line(plan: dict[str, Any], promoted_at: float, moment: datetim
             f"{moment:%Y-%m-%d %H:%M:%S} UTC (in {left / 3600:.1f} h, teardown_delay_s "
             f"{plan.get('teardown_delay_s'):g}), then this task stops it. The release itself is "
             "done: the run stays Running until then, waiting in the triggerer (no worker slot).")
+
+
+def short_step_warning(plan: dict[str, Any]) -> str | None:
+    """The estimate's warning for steps too short for ``min_samples`` at current traffic
+    (None: enough rows, or no estimate); never raises."""
+    try:
+        from paddle_canary.report import estimate
+        from paddle_canary.settings import Settings
+        rate = estimate.scored_rows_per_s(Settings.from_env().prometheus_url, plan["model"])
+        return estimate.short_steps(plan, rate)
+    except Exception:  # noqa: BLE001 - an estimate is advice, never a reason to stop
+        return None
