@@ -50,6 +50,10 @@ def test_a_rolled_back_release_as_the_ui_shows_it(stack, client):  # noqa: F811
     assert result["outcome"] == "rolled_back", result
     url = (f"{stack.airflow.url}/paddle-canary/reports/{DAG}/{quote(run_id, safe='')}")
 
+    # the driver returns once the journal says rolled back; the rollback task then writes the
+    # report, its last log line and the note
+    process.wait_until(lambda: client.task_instances(run_id).get("rollback") == "success", 120,
+                       interval=1, what="the rollback task to finish")
     note = client.run(run_id)["note"]
     assert note.startswith(f"{MODEL} bad-slow vs v1: 5/100 %, 1 min steps · rolled back at 5 %: "
                            "latency_p95 fail"), note
