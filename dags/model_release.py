@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG, Param, TaskGroup
+from airflow.sdk import DAG, TaskGroup
 
+from paddle_canary.airflow import form
 from paddle_canary.airflow import operators as op
 from paddle_canary.airflow.assets import REGISTERED_VERSIONS
 from paddle_canary.airflow.release_notices import ReleaseOutcomeNotifier
 from paddle_canary.airflow.validation_pod import validation_pod_task
 from paddle_canary.release.plan import MAX_STEPS
-from paddle_canary.runtime.factory import RUNTIMES
-
-INT_LIST = {"type": ["null", "array"], "items": {"type": "integer", "minimum": 1, "maximum": 100}}
+from paddle_canary.settings import Settings
 
 with DAG(
     dag_id="model_release",
@@ -29,22 +28,7 @@ with DAG(
     max_active_tasks=8,
     default_args={"trigger_rule": "none_failed", "retries": 0},
     tags=["paddle-canary", "release"],
-    params={
-        "model": Param(None, type=["null", "string"], title="Model", description="Registered model name"),
-        "version": Param(None, type=["null", "string"], title="Candidate version"),
-        "steps": Param(None, **INT_LIST, maxItems=MAX_STEPS,
-                       description="Candidate weights in %, increasing, ending at 100 (default 5, 15, ..., 95, 100)"),
-        "step_interval_s": Param(None, type=["null", "number"], minimum=1, description="Seconds per step (default 3600)"),
-        "approvals_before": Param(None, **INT_LIST, description="Ask a person before the first step at or above each of these weights (default 50, 100)"),
-        "teardown_delay_s": Param(None, type=["null", "number"], minimum=0, description="Seconds from promotion to stopping the old version (default 86400)"),
-        "poll_interval_s": Param(None, type=["null", "number"], minimum=0.5, description="Seconds between looks of the judge (default 10)"),
-        "max_extensions": Param(None, type=["null", "integer"], minimum=0, description="Extensions of an inconclusive step before a person is asked (default 2)"),
-        "gates": Param(None, type=["null", "object"], description="Gate threshold overrides, e.g. {\"latency_p95\": {\"max_ms\": 50}}"),
-        "runtime": Param(None, type=["null", "string"], enum=[None, *RUNTIMES], description="Where versions run"),
-        "shadow_s": Param(None, type=["null", "number"], minimum=0, description="Seconds of the shadow phase before the first step: stable's requests mirrored to the candidate, answers discarded (default 0: none)"),
-        "shadow_mirror": Param(None, type=["null", "integer"], minimum=1, maximum=100, description="% of stable's requests mirrored during the shadow phase (default 100)"),
-        "paired": Param(None, type=["null", "boolean"], description="The candidate also scores every request with the stable version, so the judge compares them on the same rows (default true)"),
-    },
+    params=form.release_params(Settings.from_env().registry_root),
 ) as dag:
     resolve = op.ResolvePlanOperator(task_id=op.PLAN_TASK, trigger_rule="all_success")
     build = op.BuildImageOperator(task_id="build_image")

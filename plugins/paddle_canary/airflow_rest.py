@@ -41,8 +41,9 @@ class AirflowClient:
         self._token: str | None = None
 
     @classmethod
-    def from_env(cls) -> "AirflowClient":
-        url = os.environ.get("PADDLE_CANARY_AIRFLOW_URL", "http://127.0.0.1:8080")
+    def from_env(cls, url: str | None = None, timeout: float = 10.0) -> "AirflowClient":
+        """``url``: the API server to use instead of ``$PADDLE_CANARY_AIRFLOW_URL``."""
+        url = url or os.environ.get("PADDLE_CANARY_AIRFLOW_URL", "http://127.0.0.1:8080")
         user = os.environ.get("PADDLE_CANARY_AIRFLOW_USER", "admin")
         password = os.environ.get("PADDLE_CANARY_AIRFLOW_PASSWORD")
         if password is None:
@@ -53,7 +54,7 @@ class AirflowClient:
                 raise AirflowError(
                     f"no Airflow password: set PADDLE_CANARY_AIRFLOW_PASSWORD or start the local "
                     f"stack (make up), which writes {pw_file}") from None
-        return cls(url, user, password)
+        return cls(url, user, password, timeout=timeout)
 
     def close(self) -> None:
         self._http.close()

@@ -18,11 +18,13 @@ from airflow.providers.standard.triggers.temporal import DateTimeTrigger, TimeDe
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from paddle_canary.airflow import loglines, run_note, ui
 from paddle_canary.airflow.triggers import CanaryAnalysisTrigger
 from paddle_canary.errors import UserError
 from paddle_canary.release import controller, messages
 from paddle_canary.release import events as ev
 from paddle_canary.release.plan import ReleasePlan
+from paddle_canary.report import note as note_text
 
 PLAN_TASK = "resolve_plan"
 # Airflow 3.3 can mark a task failed when it resumes within seconds of parking (an approval
@@ -76,12 +78,14 @@ class ReleaseTask(BaseOperator):
     def execute(self, context):
         release = controller.open_release(plan_of(context))
         try:
-            return self.work(release, context)
+            result = self.work(release, context)
         except (AirflowSkipException, AirflowFailException):
             raise
         except Exception as exc:
             release.record_failure(self.task_id, f"{type(exc).__name__}: {exc}")
             raise AirflowFailException(f"{self.task_id}: {exc}") from exc
+        run_note.note_release(context, release, self.log)
+        return result
 
     def work(self, release: controller.Release, context) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -93,9 +97,16 @@ class ResolvePlanOperator(BaseOperator):
     def execute(self, context):
         request = request_of(context["params"], context.get("triggering_asset_events"))
         try:
-            return controller.prepare(request, run_id=context["dag_run"].run_id).to_dict()
+            plan = controller.prepare(request, run_id=context["dag_run"].run_id)
         except UserError as exc:
+            run_note.note_refused(context, request, str(exc), self.log)
             raise AirflowFailException(f"release refused: {exc}") from exc
+        warning = ui.short_step_warning(plan.to_dict())
+        if warning:
+            self.log.warning(warning)
+        run_note.set_note(context, note_text.plan_line(plan.to_dict())
+                          + (f" · {warning}" if warning else ""), self.log)
+        return plan.to_dict()
 
 
 class BuildImageOperator(ReleaseTask):
@@ -212,10 +223,14 @@ class CanaryAnalysisSensor(BaseSensorOperator):
         plan = plan_of(context)
         release = controller.open_release(plan)
         verdict = event["verdict"]
+        loglines.log_safely(self.log.info, loglines.event_line, event)
         if event.get("hold_until") and verdict.get("status") != "fail":
             # paused (paddle-canary pause): wait again until the moved end of the step
             self._wait(plan, since, until=event["hold_until"], extensions=extensions,
                        weight=weight, previous=verdict, counted_from=event["looked_until"])
+        if verdict.get("status") != "pass":  # green in Airflow either way: the note says
+            run_note.set_task_note(context, f"analysis ended {verdict.get('status')}: "
+                                            f"{verdict.get('reason') or ''}"[:1000], self.log)
         release.record_verdict(self.task_id, verdict, step=self.slot + 1, weight=weight)
         if verdict["status"] == "fail":
             reason = messages.verdict_reason(verdict)
@@ -326,10 +341,16 @@ class TeardownOperator(BaseOperator):
         moment = (datetime.fromtimestamp(promoted, timezone.utc)
                   + timedelta(seconds=plan.teardown_delay_s))
         release.record(ev.TeardownScheduled(at=moment.isoformat()))
+        self.log.info(ui.teardown_wait_line(plan.to_dict(), promoted, moment))
+        run_note.note_release(context, release, self.log)
         self.defer(trigger=DateTimeTrigger(moment=moment), method_name="execute_complete")
 
     def execute_complete(self, context, event=None):
-        return controller.open_release(plan_of(context)).teardown()
+        release = controller.open_release(plan_of(context))
+        result = release.teardown()
+        self.log.info("stopped the old version %s: %s", release.plan.baseline, result)
+        run_note.note_release(context, release, self.log)
+        return result
 
 
 class RollbackOperator(BaseOperator):
@@ -342,11 +363,21 @@ class RollbackOperator(BaseOperator):
         if not plan:
             raise AirflowSkipException("nothing to roll back: the request was refused before any change")
         plan = ReleasePlan.from_dict(plan)
-        result = controller.open_release(plan).rollback()
-        for part in result["incomplete"]:
-            self.log.error("rollback could not finish: %s", part)
+        release = controller.open_release(plan)
+        failure = release.failure()
+        result = release.rollback()
+        loglines.log_safely(self._log_actions, loglines.rollback_lines, plan.to_dict(), result,
+                            failure.blame if failure else "candidate")
         from paddle_canary.report.publish import finish_and_report
-        return {**result, **finish_and_report(plan, context["dag_run"].run_id)}
+        result = {**result, **finish_and_report(plan, context["dag_run"].run_id,
+                                                run_url=ui.run_url(context))}
+        self.log.info(ui.outcome_line(result, ui.report_url(context)))
+        run_note.note_release(context, controller.open_release(plan), self.log)
+        return result
+
+    def _log_actions(self, lines) -> None:
+        for line in [lines] if isinstance(lines, str) else lines:
+            (self.log.error if "FAILED" in line else self.log.info)(line)
 
 
 class ReportOperator(BaseOperator):
@@ -355,6 +386,12 @@ class ReportOperator(BaseOperator):
     def execute(self, context):
         plan = context["ti"].xcom_pull(task_ids=PLAN_TASK)
         if not plan:
+            self.log.info("outcome: %s; reason: the request was refused before any change "
+                          "(resolve_plan's log says why); no report", ev.REFUSED)
             return {"outcome": ev.REFUSED, "report": None}
         from paddle_canary.report.publish import finish_and_report
-        return finish_and_report(ReleasePlan.from_dict(plan), context["dag_run"].run_id)
+        plan = ReleasePlan.from_dict(plan)
+        result = finish_and_report(plan, context["dag_run"].run_id, run_url=ui.run_url(context))
+        self.log.info(ui.outcome_line(result, ui.report_url(context)))
+        run_note.note_release(context, controller.open_release(plan), self.log)
+        return result

@@ -13,12 +13,24 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from paddle_canary.airflow import loglines
 from paddle_canary.release import controller, messages
 
 
 #: A paused step hands back to its sensor this long after its planned end (the deferral times
 #: out 600 s after it), and is deferred again until its moved end.
 HOLD_HANDBACK_S = 300.0
+
+
+class AnalysisEvent(TriggerEvent):
+    """The analysis trigger's event; the triggerer logs it by its repr, so that is one line
+    (status and reason), not the whole verdict (several kB)."""
+
+    def __repr__(self) -> str:
+        try:
+            return f"TriggerEvent<{loglines.event_line(self.payload)}>"
+        except Exception:  # noqa: BLE001 - a repr never raises
+            return "TriggerEvent<analysis event>"
 
 
 class CanaryAnalysisTrigger(BaseTrigger):
@@ -77,6 +89,7 @@ class CanaryAnalysisTrigger(BaseTrigger):
                 self.log.exception("analysis look failed")
                 verdict = {"status": "inconclusive", "reason": f"analysis error: {exc}",
                            "gates": []}
+            loglines.log_safely(self.log.info, loglines.look_line, verdict, self.step, self.weight)
             if verdict["status"] == "fail":
                 try:
                     await asyncio.to_thread(release.cut, messages.verdict_reason(verdict))
@@ -92,7 +105,7 @@ class CanaryAnalysisTrigger(BaseTrigger):
             if now >= self.until + HOLD_HANDBACK_S:
                 # Held past the planned end: hand back before the deferral's timeout (planned
                 # end + 600 s); the sensor waits again until the moved end.
-                yield TriggerEvent({"verdict": verdict, "looked_until": now, "hold_until": until})
+                yield AnalysisEvent({"verdict": verdict, "looked_until": now, "hold_until": until})
                 return
             await asyncio.sleep(min(self.poll_s, max(0.0, until - now)))
-        yield TriggerEvent({"verdict": verdict, "looked_until": time.time()})
+        yield AnalysisEvent({"verdict": verdict, "looked_until": time.time()})

@@ -170,22 +170,47 @@ def steps_reached(plan: dict[str, Any], events: list[dict[str, Any]]) -> dict[st
             "of": len(planned), "max_weight": max(applied, default=0)}
 
 
+_NAME = re.compile(r"""['"]name['"]\s*:\s*['"]([^'"]*)['"]""")
+_ID = re.compile(r"""['"]id['"]\s*:\s*['"]([^'"]*)['"]""")
+
+
+def person(by: Any) -> str | None:
+    """Who answered, as a name: Airflow gives the responding user as ``{'id', 'name'}`` (and
+    journals hold that dict, or its text)."""
+    if by is None or by == "":
+        return None
+    if isinstance(by, dict):
+        return str(by.get("name") or by.get("id") or "?")
+    text = str(by)
+    m = _NAME.search(text) or _ID.search(text)
+    return m.group(1) if m else text
+
+
+def approval_kind(task: Any) -> str:
+    """``before``: asked before its step's weight was applied (``step_NN.approve``);
+    ``after``: a confirmation asked after the step's analysis stayed inconclusive."""
+    return "after" if str(task or "").endswith(".confirm") else "before"
+
+
 def approvals(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per approval asked: the weight, when, the answer and who gave it."""
+    """One row per approval asked: the weight, whether it was asked before that weight was
+    applied or after its step (a confirmation), when, the answer and who gave it."""
     rows: list[dict[str, Any]] = []
     for e in ordered(events):
         kind = e.get("event")
         if kind == ev.APPROVAL_REQUESTED:
             rows.append({"task": e.get("task"), "weight": e.get("weight"),
+                         "kind": approval_kind(e.get("task")),
                          "requested_at": ts_of(e), "answered_at": None, "answer": None,
                          "by": None})
         elif kind == ev.APPROVAL_ANSWERED:
             row = next((r for r in reversed(rows) if r["task"] == e.get("task")
                         and r["answered_at"] is None), None)
             if row is None:
-                row = {"task": e.get("task"), "weight": e.get("weight"), "requested_at": None}
+                row = {"task": e.get("task"), "weight": e.get("weight"),
+                       "kind": approval_kind(e.get("task")), "requested_at": None}
                 rows.append(row)
-            row.update(answered_at=ts_of(e), answer=e.get("answer"), by=e.get("by"))
+            row.update(answered_at=ts_of(e), answer=e.get("answer"), by=person(e.get("by")))
     return rows
 
 

@@ -76,7 +76,7 @@ def report_paths(reports_dir: Path, model: str, run_id: str) -> tuple[Path, Path
 
 
 def write_report(plan: dict[str, Any], events: list[dict[str, Any]], paths,
-                 *, prometheus_url: str | None = None) -> Path:
+                 *, prometheus_url: str | None = None, run_url: str | None = None) -> Path:
     """Write the HTML page and the JSON summary of one release; return the HTML path.
 
     ``prometheus_url`` defaults to ``paths.prometheus_url``; pass ``""`` to skip Prometheus.
@@ -86,7 +86,7 @@ def write_report(plan: dict[str, Any], events: list[dict[str, Any]], paths,
     url = paths.prometheus_url if prometheus_url is None else prometheus_url
     summary = data.summary(plan, events)
     metrics = _metrics(plan, events, url)
-    page = render(plan, events, summary, metrics)
+    page = render(plan, events, summary, metrics, run_url=run_url)
     summary.update(report=html_path.name, generated_at=time.time(), metrics={
         "p95_source": metrics["p95_source"], "rejection_source": metrics["rejection_source"],
         "score_rows": {v: sum(c) for v, c in (metrics["scores"].get("counts") or {}).items()},
@@ -97,16 +97,36 @@ def write_report(plan: dict[str, Any], events: list[dict[str, Any]], paths,
     return html_path
 
 
-def report_from_journal(records: list[dict[str, Any]], settings, *,
-                        prometheus_url: str | None = None) -> Path:
-    """Write the report of the release whose journal ``records`` are (their plan names the
-    model and the run); what it shows depends on the journal alone, plus Prometheus when it
-    answers. Raises UserError for a journal without a plan (a refused request)."""
+def plan_of_journal(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The plan a journal starts with. Raises UserError for a journal without one (a refused
+    request)."""
     plan = next((r["plan"] for r in records
                  if r.get("event") == ev.PLAN and isinstance(r.get("plan"), dict)), None)
     if plan is None:
         raise UserError("the journal has no plan event: the release was refused before it started")
-    return write_report(plan, records, settings, prometheus_url=prometheus_url)
+    return plan
+
+
+def report_from_journal(records: list[dict[str, Any]], settings, *,
+                        prometheus_url: str | None = None, run_url: str | None = None) -> Path:
+    """Write the report of the release whose journal ``records`` are (their plan names the
+    model and the run); what it shows depends on the journal alone, plus Prometheus when it
+    answers. ``run_url``: the release's run in Airflow, linked from the page. Raises UserError
+    for a journal without a plan (a refused request)."""
+    return write_report(plan_of_journal(records), records, settings,
+                        prometheus_url=prometheus_url, run_url=run_url)
+
+
+def page_from_journal(records: list[dict[str, Any]], settings, *, run_url: str | None = None,
+                      refresh_s: int | None = None) -> str:
+    """The report page of a journal, rendered now and written nowhere (the live report Airflow
+    serves). ``refresh_s``: while the release is unfinished, the page reloads itself this
+    often."""
+    plan = plan_of_journal(records)
+    summary = data.summary(plan, records)
+    metrics = _metrics(plan, records, settings.prometheus_url)
+    live = refresh_s if data.outcome(records)["outcome"] == ev.UNFINISHED else None
+    return render(plan, records, summary, metrics, run_url=run_url, refresh_s=live)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -155,15 +175,19 @@ def _by_version(plan, sides: dict[str, list]) -> dict[str, list]:
 # ---- the page -----------------------------------------------------------------------------
 
 def render(plan: dict[str, Any], events: list[dict[str, Any]], summary: dict[str, Any],
-           metrics: dict[str, Any]) -> str:
+           metrics: dict[str, Any], *, run_url: str | None = None,
+           refresh_s: int | None = None) -> str:
     start, end = data.window(events)
     model, cand, base = (str(plan.get(k) or "?") for k in ("model", "candidate", "baseline"))
     title = f"{model}: {cand} vs stable {base}"
+    run = escape(str(plan.get("run_id") or "?"))
+    if run_url:
+        run = f"<a href='{escape(run_url, quote=True)}'>{run}</a> in Airflow"
+    live = (f" · live: reloads every {refresh_s} s" if refresh_s else "")
     body = [
         f"<h1>{escape(title)} <span class='badge {escape(summary['outcome'])}'>"
         f"{escape(data.outcome(events)['label'])}</span></h1>",
-        f"<div class='sub'>run {escape(str(plan.get('run_id') or '?'))} · "
-        f"{_when(start)} → {_when(end)} (UTC)</div>",
+        f"<div class='sub'>run {run} · {_when(start)} → {_when(end)} (UTC){live}</div>",
         _cards(plan, events, summary),
         _why(events),
         "<h2>Candidate traffic</h2>",
@@ -187,6 +211,7 @@ def render(plan: dict[str, Any], events: list[dict[str, Any]], summary: dict[str
     ]
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            + (f"<meta http-equiv='refresh' content='{int(refresh_s)}'>" if refresh_s else "") +
             f"<title>{escape('Release report: ' + title)}</title><style>{CSS}</style></head>"
             f"<body><main>{''.join(body)}</main></body></html>\n")
 
@@ -214,6 +239,21 @@ def _why(events) -> str:
             f"{escape(str(out['reason']))}</div>")
 
 
+def _iso_when(text: Any) -> str:
+    """An ISO time from the journal as the page shows times (seconds, no offset)."""
+    try:
+        t = datetime.fromisoformat(str(text))
+    except ValueError:
+        return str(text)
+    return _when((t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp())
+
+
+def _asked_when(a: dict[str, Any]) -> str:
+    """'before 50 %' (an approval before a step) or 'after 5 %' (a confirmation of a step
+    whose analysis stayed inconclusive)."""
+    return f"{a.get('kind') or 'before'} {a.get('weight')} %"
+
+
 def _short(text: str, n: int = 90) -> str:
     return text if len(text) <= n else text[:n - 1].rstrip() + "…"
 
@@ -225,14 +265,15 @@ def _cards(plan, events, summary) -> str:
         torn = next((e for e in events if e.get("event") == ev.TORN_DOWN), None)
         sched = next((e for e in events if e.get("event") == ev.TEARDOWN_SCHEDULED), None)
         outcome_note = (f"{plan.get('baseline')} torn down" if torn else
-                        f"{plan.get('baseline')} teardown at {sched.get('at')}" if sched else "")
+                        f"{plan.get('baseline')} teardown at {_iso_when(sched.get('at'))} UTC"
+                        if sched else "")
     secs = summary["fault_to_zero_s"]
     ftz_value = f"{secs:.1f} s" if secs is not None else "—"
     ftz_note = (summary["fault_signal"] or "") if secs is not None else (
         summary["fault_to_zero_note"] or "")
     approvals = [a for a in summary["approvals"] if a.get("answer")]
     appr_value = f"{len(approvals)} answered" if summary["approvals"] else "none asked"
-    appr_note = "; ".join(f"{a['answer']} by {a.get('by') or '?'} before {a.get('weight')} %"
+    appr_note = "; ".join(f"{a['answer']} by {a.get('by') or '?'} {_asked_when(a)}"
                           for a in approvals)
     pending = len(summary["approvals"]) - len(approvals)
     if pending:
@@ -272,12 +313,16 @@ def _weight_chart(plan, events, summary, start, end) -> str:
         first = kind not in shown  # label the first of each kind; the rest have tooltips
         if kind == ev.APPROVAL_REQUESTED:
             chart.marker(t - start, y, svg.THRESHOLD, shape="ring",
-                         title=f"approval asked before {e.get('weight')} % ({_when(t)})")
+                         title=f"approval asked {data.approval_kind(e.get('task'))} "
+                               f"{e.get('weight')} % ({_when(t)})")
         elif kind == ev.APPROVAL_ANSWERED:
+            # Only the first answer is labelled (answers close in time would overlap); every
+            # marker has its tooltip and the Approvals table lists them all.
             ok = str(e.get("answer", "")).lower().startswith("approv")
+            who = data.person(e.get("by")) or "?"
             chart.marker(t - start, y, svg.PASS if ok else svg.FAIL, shape="triangle",
-                         title=f"{e.get('answer')} by {e.get('by')} ({_when(t)})",
-                         text=f"{e.get('answer')} ({e.get('by')})")
+                         title=f"{e.get('answer')} by {who} ({_when(t)})",
+                         text=f"{e.get('answer')} ({who})" if first else "")
         elif kind == ev.FAILURE:
             chart.marker(t - start, data.weight_at(points, t), svg.FAIL, shape="cross",
                          title=f"failure in {e.get('task')}: {e.get('reason')}")
@@ -435,17 +480,24 @@ def _steps_table(plan, events, summary, start) -> str:
     verdicts = {}
     for v in data.final_verdicts(plan, events):
         verdicts[v["weight"]] = v["verdict"]
-    asked = {a.get("weight"): a for a in summary["approvals"]}
+    before = {a.get("weight"): a for a in summary["approvals"] if a.get("kind") != "after"}
+    after = {a.get("weight"): a for a in summary["approvals"] if a.get("kind") == "after"}
+
+    def answer(a) -> str:
+        if a.get("answer") is None:
+            return "pending"
+        return f"{escape(str(a.get('answer')))} by {escape(str(a.get('by') or '?'))}"
+
     rows = []
     for i, w in enumerate(summary["steps_planned"], 1):
-        a = asked.get(w)
-        appr = (f"{escape(str(a.get('answer') or 'pending'))} by {escape(str(a.get('by') or '?'))}"
-                if a else "")
         verdict = verdicts.get(w)
+        cell = _status(verdict.get("status")) if verdict else ""
+        if w in after:
+            cell += f" · confirmation: {answer(after[w])}"
         rows.append(
             f"<tr><td class=num>{i}</td><td class=num>{w} %</td>"
             f"<td>{escape(_offset(applied.get(w), start)) if w in applied else 'not reached'}</td>"
-            f"<td>{_status(verdict.get('status')) if verdict else ''}</td><td>{appr}</td></tr>")
+            f"<td>{cell}</td><td>{answer(before[w]) if w in before else ''}</td></tr>")
     if not rows:
         return "<p class='note'>The plan lists no steps.</p>"
     return ("<table><tr><th>step</th><th>weight</th><th>applied</th><th>final verdict</th>"
@@ -453,14 +505,26 @@ def _steps_table(plan, events, summary, start) -> str:
 
 
 def _verdict_tables(plan, events, start) -> str:
+    """One table per step: its final verdict gate by gate; the looks behind it (and the
+    verdicts of the step's extensions) folded under it, one row each."""
     finals = data.final_verdicts(plan, events)
     if not finals:
         return "<p class='note'>No step reached a final verdict.</p>"
-    out = []
-    for v in finals:
+    steps: list[list[dict[str, Any]]] = []
+    for v in finals:  # the verdicts of one analysis task (extensions included) are one step
+        if steps and steps[-1][-1]["task"] == v["task"]:
+            steps[-1].append(v)
+        else:
+            steps.append([v])
+    all_looks = data.looks(events)
+    out, since = [], float("-inf")
+    for group in steps:
+        v = group[-1]
         verdict = v["verdict"]
+        extended = len(group) - 1
         head = (f"<h3>{escape(str(v['task']))} at {v['weight']} % · {_status(verdict.get('status'))}"
-                f" <span class='sub'>{escape(_offset(v['ts'], start))}</span></h3>")
+                f" <span class='sub'>{escape(_offset(v['ts'], start))}"
+                f"{f' · extended {extended}×' if extended else ''}</span></h3>")
         rows = []
         for g in data.gate_rows(verdict):
             iv = data.interval_of(g)
@@ -477,22 +541,47 @@ def _verdict_tables(plan, events, start) -> str:
                 f"<td class=num>{_count(b)} / {_count(c)}</td>"
                 f"<td>{escape(str(g.get('reason') or ''))}{checks}</td></tr>")
         reason = verdict.get("reason")
+        looks = [(t, lv) for t, lv in all_looks if since < t <= v["ts"] + 1e-6]
+        since = v["ts"]
         out.append(head + (f"<p class='note'>{escape(str(reason))}</p>" if reason else "") +
                    "<table><tr><th>gate</th><th>status</th><th>effect</th><th>interval</th>"
                    "<th>samples (stable / candidate)</th><th>reason</th></tr>" + "".join(rows) +
-                   "</table>")
+                   "</table>" + _looks_behind(looks, group[:-1], start))
     return "".join(out)
+
+
+def _looks_behind(looks, earlier, start) -> str:
+    """The looks of one step (and its extensions' verdicts), folded: one row each."""
+    if not looks and not earlier:
+        return ""
+    rows = []
+    for t, verdict in looks:
+        b = c = None
+        for g in data.gate_rows(verdict):
+            gb, gc = (data.number(x) for x in data.samples_of(g))
+            b = gb if gb is not None and (b is None or gb > b) else b
+            c = gc if gc is not None and (c is None or gc > c) else c
+        gates = ", ".join(f"{g.get('gate')} {g.get('status')}" for g in data.gate_rows(verdict))
+        rows.append(f"<tr><td class=num>{escape(_offset(t, start))}</td>"
+                    f"<td>{_status(verdict.get('status'))}</td>"
+                    f"<td class=num>{_count(b)} / {_count(c)}</td><td>{escape(gates)}</td></tr>")
+    ext = (f"; {len(earlier)} inconclusive verdict{'s' if len(earlier) > 1 else ''} extended the "
+           "step" if earlier else "")
+    return (f"<details><summary>{len(looks)} look{'s' if len(looks) != 1 else ''} behind this "
+            f"verdict{ext}</summary><table><tr><th>time</th><th>status</th>"
+            "<th>rows (stable / candidate)</th><th>gates</th></tr>" + "".join(rows) +
+            "</table></details>")
 
 
 def _approvals_table(summary, start) -> str:
     if not summary["approvals"]:
         return ""
     rows = "".join(
-        f"<tr><td>{escape(str(a.get('task')))}</td><td class=num>{escape(str(a.get('weight')))} %</td>"
+        f"<tr><td>{escape(str(a.get('task')))}</td><td>{escape(_asked_when(a))}</td>"
         f"<td>{escape(_offset(a.get('requested_at'), start))}</td>"
         f"<td>{escape(str(a.get('answer') or 'pending'))}</td><td>{escape(str(a.get('by') or ''))}</td>"
         f"<td>{escape(_offset(a.get('answered_at'), start))}</td></tr>" for a in summary["approvals"])
-    return ("<h2>Approvals</h2><table><tr><th>task</th><th>before weight</th><th>asked</th>"
+    return ("<h2>Approvals</h2><table><tr><th>task</th><th>for</th><th>asked</th>"
             "<th>answer</th><th>by</th><th>answered</th></tr>" + rows + "</table>")
 
 
