@@ -39,6 +39,7 @@ with DAG(
         "poll_interval_s": Param(None, type=["null", "number"], minimum=0.5, description="Seconds between looks of the judge (default 10)"),
         "max_extensions": Param(None, type=["null", "integer"], minimum=0, description="Extensions of an inconclusive step before a person is asked (default 2)"),
         "gates": Param(None, type=["null", "object"], description="Gate threshold overrides, e.g. {\"latency_p95\": {\"max_ms\": 50}}"),
+        "header_route": Param(None, type=["null", "object"], description="Requests with this header go to the candidate from deploy on, e.g. {\"name\": \"X-Canary\", \"value\": \"testers\"}"),
         "runtime": Param(None, type=["null", "string"], enum=[None, *RUNTIMES], description="Where versions run"),
     },
 ) as dag:

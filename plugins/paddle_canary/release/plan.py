@@ -26,7 +26,7 @@ DEFAULT_PLAN = {
     "max_extensions": 2,
     "runtime": "local",
 }
-REQUEST_KEYS = {"model", "version", "gates", *DEFAULT_PLAN}
+REQUEST_KEYS = {"model", "version", "gates", "header_route", *DEFAULT_PLAN}
 
 
 class PlanError(UserError):
@@ -47,6 +47,9 @@ class ReleasePlan:
     runtime: str
     gates: dict[str, Any]
     run_id: str = ""
+    #: ``{"name": header, "value": value}``: requests carrying it go to the candidate from
+    #: deploy until promotion or rollback, at any weight (internal testers); None = no such route
+    header_route: dict[str, str] | None = None
 
     def step_at(self, slot: int) -> int | None:
         """The weight of step slot ``slot`` (0-based), or None when the plan has no such step."""
@@ -108,6 +111,20 @@ def check_steps(steps: Any) -> tuple[int, ...]:
     if len(steps) > MAX_STEPS:
         raise PlanError(f"at most {MAX_STEPS} steps, got {len(steps)}")
     return steps
+
+
+def check_header_route(value: Any) -> dict[str, str] | None:
+    """``{"name": ..., "value": ...}`` checked by the traffic layer's rules, or None."""
+    from paddle_canary.traffic.base import HeaderRoute, RouterError
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"name", "value"}:
+        raise PlanError('header_route must be an object {"name": HEADER, "value": VALUE}, '
+                        f"got {value!r}")
+    try:
+        return HeaderRoute(name=value["name"], value=value["value"]).to_dict()
+    except RouterError as exc:
+        raise PlanError(str(exc)) from None
 
 
 def resolve_plan(registry, request: dict[str, Any], check_gates=None, run_id: str = "") -> ReleasePlan:
@@ -174,4 +191,5 @@ def resolve_plan(registry, request: dict[str, Any], check_gates=None, run_id: st
         runtime=runtime,
         gates=gates,
         run_id=run_id,
+        header_route=check_header_route(request.get("header_route")),
     )
