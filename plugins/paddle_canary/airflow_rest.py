@@ -37,7 +37,8 @@ class AirflowClient:
         self._token: str | None = None
 
     @classmethod
-    def from_env(cls) -> "AirflowClient":
+    def from_env(cls, timeout: float = 10.0) -> "AirflowClient":
+        """``timeout``: seconds per request (a busy one-machine stack can need more)."""
         url = os.environ.get("PADDLE_CANARY_AIRFLOW_URL", "http://127.0.0.1:8080")
         user = os.environ.get("PADDLE_CANARY_AIRFLOW_USER", "admin")
         password = os.environ.get("PADDLE_CANARY_AIRFLOW_PASSWORD")
@@ -49,7 +50,7 @@ class AirflowClient:
                 raise AirflowError(
                     f"no Airflow password: set PADDLE_CANARY_AIRFLOW_PASSWORD or start the local "
                     f"stack (make up), which writes {pw_file}") from None
-        return cls(url, user, password)
+        return cls(url, user, password, timeout=timeout)
 
     def close(self) -> None:
         self._http.close()

@@ -10,6 +10,9 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+import httpx
+
+from paddle_canary.airflow_rest import AirflowError
 from paddle_canary.release import events as ev
 from paddle_canary.release.journal import Journal
 
@@ -41,26 +44,48 @@ def drive(client, run_id: str, home: Path, model: str, timeout: float,
     seen: dict[str, str] = {}
     answered: set[str] = set()
     while time.monotonic() < deadline:
-        for task, state in sorted(client.task_instances(run_id).items()):
-            if state and seen.get(task) != state and state not in ("scheduled", "queued",
-                                                                   "skipped", "upstream_failed"):
-                log(f"  {task}: {state}")
-            seen[task] = state
-        for item in client.pending_approvals(run_id):
-            task = item["task_instance"]["task_id"]
-            if task in answered or not asked_a_while_ago(item):
-                continue
-            choice = answer(item) if callable(answer) else answer
-            log(f"  approval asked: {item.get('subject')}")
-            log(f"    Required Actions page: {client.required_actions_url(run_id, task)}")
-            client.answer(run_id, task, choice)
-            answered.add(task)
-            log(f"    answered {choice} over the REST API")
-        run = client.run(run_id)
+        try:
+            run = _look(client, run_id, seen, answered, answer, log)
+        except AirflowError as exc:
+            if not unreachable(exc):
+                raise
+            # a busy api-server that did not answer in time: look again (an answer that timed
+            # out is asked again only if Airflow still lists the approval as pending)
+            log(f"  Airflow did not answer ({exc}); looking again")
+            time.sleep(1.0)
+            continue
         if run["state"] in ("success", "failed") or finished_early(home, model, run_id):
             return run
         time.sleep(1.0)
     raise TimeoutError(f"run {run_id} did not finish within {timeout:.0f}s")
+
+
+def unreachable(exc: AirflowError) -> bool:
+    """The API did not answer (connection refused or reset, timed out), as opposed to
+    answering with an error status."""
+    return isinstance(exc.__cause__, httpx.TransportError)
+
+
+def _look(client, run_id: str, seen: dict[str, str], answered: set[str],
+          answer: str | Callable[[dict], str], log: Callable[[str], None]) -> dict:
+    """One look at the run: log changed task states, answer approvals asked a while ago;
+    returns the run."""
+    for task, state in sorted(client.task_instances(run_id).items()):
+        if state and seen.get(task) != state and state not in ("scheduled", "queued",
+                                                               "skipped", "upstream_failed"):
+            log(f"  {task}: {state}")
+        seen[task] = state
+    for item in client.pending_approvals(run_id):
+        task = item["task_instance"]["task_id"]
+        if task in answered or not asked_a_while_ago(item):
+            continue
+        choice = answer(item) if callable(answer) else answer
+        log(f"  approval asked: {item.get('subject')}")
+        log(f"    Required Actions page: {client.required_actions_url(run_id, task)}")
+        client.answer(run_id, task, choice)
+        answered.add(task)
+        log(f"    answered {choice} over the REST API")
+    return client.run(run_id)
 
 
 def summary(home: Path, model: str, run_id: str, run_state: str) -> dict:
