@@ -122,15 +122,19 @@ class LocalStack:
 
     def start_load(self, duration_s: float = 24 * 3600) -> None:
         """One loadgen process sending synthetic users to every model with a stable version
-        (through its gateway route), ``load_rate`` requests/s each unless ``load_rates`` says."""
+        (through its gateway route), ``load_rate`` requests/s each unless ``load_rates`` says
+        (0: no users for that model)."""
         pidfile = self.home / "loadgen.pid"
         pid = process.read_pidfile(pidfile)
         if pid and process.pid_alive(pid):
             return
         reg = Registry(self.paths.registry_root)
         models = [m for m in reg.models() if reg.pointers(m).stable]
-        per_model = [arg for m in models
-                     for arg in ("--model", f"{m}:{self.load_rates.get(m, self.load_rate)}")]
+        rates = {m: self.load_rates.get(m, self.load_rate) for m in models}
+        per_model = [arg for m, rate in rates.items() if rate > 0
+                     for arg in ("--model", f"{m}:{rate}")]
+        if not per_model:
+            return
         proc = process.spawn(
             [sys.executable, "-m", "paddle_canary.cli", "loadgen", "--gateway", self.gateway_url,
              *per_model, "--duration", str(duration_s), "--users", "5000",
