@@ -98,7 +98,7 @@ def drive_in_thread(stack, run_id: str, model: str, results: dict) -> threading.
     def follow() -> None:
         c = AirflowClient.from_env(timeout=30)  # one client per thread
         try:
-            run = driver.drive(c, run_id, stack.home, model, timeout=400)
+            run = driver.drive(c, run_id, stack.home, model, timeout=600)
             results[model] = driver.summary(stack.home, model, run_id, run["state"])
         except Exception as exc:  # noqa: BLE001 - reported by the test
             results[model] = {"error": f"{type(exc).__name__}: {exc}"}
@@ -120,7 +120,7 @@ def test_two_models_released_at_once_each_untouched_by_the_other(stack, client):
     probe = Probe(stack.gateway_url)
     results: dict[str, dict] = {}
     try:
-        run_a = client.trigger({"model": A, "version": "v2", "steps": [5, 50, 100], **FAST})
+        run_a = client.trigger({"model": A, "version": "v2", "steps": [5, 100], **FAST})
         threads = [drive_in_thread(stack, run_a, A, results)]
         process.wait_until(lambda: client.task_instances(run_a).get("step_01.analyze")
                            == "deferred", 180, interval=1, what="risk-score's 5 % step")
@@ -136,13 +136,13 @@ def test_two_models_released_at_once_each_untouched_by_the_other(stack, client):
                                          30, what="resolve_plan's log")
         assert "a release of risk-score is still running" in refused_log
         for t in threads:
-            t.join(420)
+            t.join(660)
     finally:
         probe.finish()
 
     a, b = results[A], results[B]
     assert a.get("outcome") == "promoted", a
-    assert a["steps_reached"] == [5, 50, 100]
+    assert a["steps_reached"] == [5, 100]
     assert b.get("outcome") == "rolled_back", b
     assert b["steps_reached"] == [] and "validation" in b["reason"]
     reg = Registry(root)
@@ -155,7 +155,7 @@ def test_two_models_released_at_once_each_untouched_by_the_other(stack, client):
     assert a_from < b_from < a_to and b_from < b_to
     assert lock.holder(root, A) is None and lock.holder(root, B) is None
 
-    # digit-seven's users saw no change while risk-score's weight moved 5 -> 50 -> 100
+    # digit-seven's users saw no change while risk-score's weight moved 0 -> 5 -> 100
     assert probe.failures == []
     assert {v for (m, _), seen in probe.seen.items() if m == B for v in seen} == {"v1"}
     # risk-score's users: sticky as the weight grew (never back to v1 once on v2), all on v2

@@ -23,7 +23,8 @@ def add_commands(sub) -> None:
     p.add_argument("--home", type=Path, default=DEFAULT_HOME,
                    help=f"state directory (default {DEFAULT_HOME})")
     p.add_argument("--no-load", action="store_true", help="up: no synthetic users")
-    p.add_argument("--rate", type=float, default=20.0, help="up: synthetic requests per second, per model")
+    p.add_argument("--rate", type=float, default=20.0,
+                   help="up: synthetic requests per second, per model")
     p.set_defaults(func=cmd_stack)
 
 
