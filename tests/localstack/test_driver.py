@@ -53,3 +53,37 @@ def test_an_error_answer_from_the_api_is_not_retried(tmp_path):
     with pytest.raises(AirflowError, match="404"):
         driver.drive(client, "run-1", tmp_path, "risk-score", timeout=30)
     assert client.looks == 1
+
+
+class ApprovalClient(ScriptedClient):
+    """One approval asked, answered, then asked again by a retry of its task (Airflow 3.3's
+    resume race); the run succeeds once both are answered."""
+
+    def __init__(self):
+        super().__init__([])
+        self.asked = [self.item(1, "2026-01-01T00:00:00Z"), self.item(2, "2026-01-01T00:00:09Z")]
+        self.answers = []
+
+    @staticmethod
+    def item(try_number, created_at):
+        return {"task_instance": {"task_id": "step_01.confirm", "try_number": try_number},
+                "created_at": created_at, "subject": "confirm"}
+
+    def pending_approvals(self, run_id):
+        return self.asked[:1]
+
+    def required_actions_url(self, run_id, task):
+        return "http://ui"
+
+    def answer(self, run_id, task, choice):
+        self.answers.append((task, choice))
+        self.asked.pop(0)
+
+    def run(self, run_id):
+        return {"state": "running" if self.asked else "success"}
+
+
+def test_an_approval_asked_again_by_a_retried_task_is_answered_again(tmp_path):
+    client = ApprovalClient()
+    driver.drive(client, "run-1", tmp_path, "risk-score", timeout=30)
+    assert client.answers == [("step_01.confirm", "Approve")] * 2

@@ -77,13 +77,17 @@ def _look(client, run_id: str, seen: dict[str, str], answered: set[str],
         seen[task] = state
     for item in client.pending_approvals(run_id):
         task = item["task_instance"]["task_id"]
-        if task in answered or not asked_a_while_ago(item):
+        # an approval asked again (its task retried after Airflow's resume race) is a new
+        # question: it has its own creation time, and is answered again
+        asked = (f"{task}#{item['task_instance'].get('try_number')}"
+                 f"@{item.get('created_at')}")
+        if asked in answered or not asked_a_while_ago(item):
             continue
         choice = answer(item) if callable(answer) else answer
         log(f"  approval asked: {item.get('subject')}")
         log(f"    Required Actions page: {client.required_actions_url(run_id, task)}")
         client.answer(run_id, task, choice)
-        answered.add(task)
+        answered.add(asked)
         log(f"    answered {choice} over the REST API")
     return client.run(run_id)
 
