@@ -16,7 +16,13 @@ pytestmark = pytest.mark.slow
 MODEL, OTHER = "risk-score", "digit-seven"
 TESTERS = {"name": "X-Canary", "value": "testers"}
 USERS = [f"user-{i:03d}" for i in range(24)]
-CLIENT = httpx.Client(timeout=10)
+CLIENT = httpx.Client(timeout=10)  # keep-alive across the module's requests
+
+
+@pytest.fixture(scope="module", autouse=True)
+def close_client():
+    yield
+    CLIENT.close()
 
 
 @pytest.fixture
