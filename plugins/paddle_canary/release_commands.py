@@ -29,6 +29,13 @@ def _gate_override(text: str) -> tuple[str, str, float]:
         raise argparse.ArgumentTypeError(f"expected GATE.KEY=NUMBER, got {text!r}")
 
 
+def _header_route(text: str) -> dict[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise argparse.ArgumentTypeError(f"expected HEADER=VALUE, got {text!r}")
+    return {"name": name, "value": value}
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("release", help="start a canary release of MODEL VERSION (Airflow REST)")
     p.add_argument("model")
@@ -48,6 +55,9 @@ def add_commands(sub) -> None:
                         "requests with the stable version too (paired analysis is the default)")
     p.add_argument("--gate", type=_gate_override, action="append", default=[],
                    help="threshold override GATE.KEY=NUMBER, e.g. latency_p95.max_ms=50")
+    p.add_argument("--header-route", type=_header_route, metavar="NAME=VALUE",
+                   help="requests carrying this header go to the candidate from deploy on, "
+                        "at any weight (e.g. X-Canary=testers)")
     p.add_argument("--check", action="store_true",
                    help="only check the request against the registry; trigger nothing")
     p.set_defaults(func=cmd_release)
@@ -74,7 +84,8 @@ def add_commands(sub) -> None:
 def request_from_args(args) -> dict:
     conf = {"model": args.model, "version": args.version}
     for key in ("steps", "step_interval_s", "approvals_before", "teardown_delay_s",
-                "poll_interval_s", "paired", "shadow_s", "shadow_mirror"):
+                "poll_interval_s", "paired", "shadow_s", "shadow_mirror",
+                "header_route"):
         value = getattr(args, key)
         if value is not None:
             conf[key] = value

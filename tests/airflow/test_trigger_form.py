@@ -49,7 +49,7 @@ def test_weights_must_be_unique(params):
 def test_advanced_fields_are_in_their_own_section(params):
     advanced = {n for n, p in params.items() if p.schema.get("section") == ADVANCED}
     assert advanced == {"poll_interval_s", "max_extensions", "gates", "runtime", "shadow_s",
-                        "shadow_mirror", "paired"}
+                        "shadow_mirror", "paired", "header_route"}
 
 
 def test_the_empty_runtime_choice_is_labelled_not_null(params):

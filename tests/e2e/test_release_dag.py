@@ -27,7 +27,7 @@ def stack(tmp_path_factory, broken_registry_root):
     ports = StackPorts(gateway=process.free_port(), prometheus=process.free_port(),
                        airflow=process.free_port())
     s = LocalStack(tmp_path_factory.mktemp("e2e") / "stack", model=MODEL, ports=ports,
-                   load_rate=100)
+                   load_rate=100, load_rates={"digit-seven": 20})
     s.prepare_registry().register(MODEL, "bad-slow", broken_registry_root / MODEL / "bad-slow")
     try:
         s.up()

@@ -265,3 +265,25 @@ def test_an_approval_prompt_says_whether_the_candidate_answers_right_now(setting
     assert "Candidate v2: **failing** (503: scores not finite)" in release.candidate_health()
     release.runtime.kill(MODEL, "v2")
     assert "Candidate v2: **gone**" in release.candidate_health()
+
+
+def test_a_header_route_the_router_cannot_serve_is_refused_before_the_candidate_starts(settings):
+    from paddle_canary.traffic.base import MIRROR, Unsupported
+    release = start(settings, router=MemoryRouter(supports={MIRROR}),
+                    header_route={"name": "X-Canary", "value": "testers"})
+    with pytest.raises(Unsupported, match="header routes"):
+        release.deploy()
+    assert [e.version for e in release.runtime.endpoints(MODEL)] == ["v1"]
+    assert release.router.live(MODEL).candidate is None
+
+
+def test_the_header_route_is_kept_by_the_steps_and_cleared_by_the_promotion(settings):
+    from paddle_canary.traffic.base import HeaderRoute
+    release = start(settings, header_route={"name": "X-Canary", "value": "testers"})
+    release.deploy()
+    assert release.router.live(MODEL).header == HeaderRoute("X-Canary", "testers")
+    for step, weight in enumerate((5, 50, 100), 1):
+        release.set_step_weight(step, weight)
+        assert release.router.live(MODEL).header == HeaderRoute("X-Canary", "testers")
+    release.promote()
+    assert release.router.live(MODEL).header is None

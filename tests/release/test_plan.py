@@ -90,3 +90,26 @@ def test_one_release_per_model(reg):
     assert not lock.release(reg.root, "risk-score", "run-2")  # not the holder
     assert lock.release(reg.root, "risk-score", "run-1")
     lock.acquire(reg.root, "risk-score", "run-2", "v2")
+
+
+def test_header_route_is_carried_in_the_plan(reg):
+    plan = resolve_plan(reg, {"model": "risk-score", "version": "v2",
+                              "header_route": {"name": "X-Canary", "value": "testers"}})
+    assert plan.header_route == {"name": "X-Canary", "value": "testers"}
+    assert type(plan).from_dict(plan.to_dict()) == plan
+    assert resolve_plan(reg, {"model": "risk-score", "version": "v2"}).header_route is None
+
+
+@pytest.mark.parametrize("route, why", [
+    ("X-Canary", "object"),
+    ({"name": "X-Canary"}, "object"),
+    ({"name": "X-Canary", "value": "t", "extra": 1}, "object"),
+    ({"name": "X Canary", "value": "testers"}, "name"),
+    ({"name": "X-User-ID", "value": "u1"}, "cannot select"),
+    ({"name": "X-Canary", "value": "a b"}, "value"),
+])
+def test_bad_header_route_is_refused_before_any_change(reg, route, why):
+    before = _snapshot(reg.root)
+    with pytest.raises(PlanError, match=why):
+        resolve_plan(reg, {"model": "risk-score", "version": "v2", "header_route": route})
+    assert _snapshot(reg.root) == before

@@ -93,6 +93,11 @@ def release_params(registry_root: Path) -> dict[str, Param]:
                                          **{r: RUNTIME_LABELS.get(r, r) for r in RUNTIMES}},
                          title="Runtime", section=ADVANCED,
                          description="Where the versions run."),
+        "header_route": Param(None, type=["null", "object"], section=ADVANCED,
+                              title="Header route (JSON)",
+                              description="Requests carrying this header go to the candidate "
+                                          "from deploy on, at any weight (internal testers), "
+                                          'e.g. {"name": "X-Canary", "value": "testers"}.'),
         "shadow_s": Param(None, type=["null", "number"], minimum=0,
                           title="Shadow phase before the first step (seconds)", section=ADVANCED,
                           description="Stable's requests mirrored to the candidate, answers "

@@ -23,7 +23,8 @@ def add_commands(sub) -> None:
     p.add_argument("--home", type=Path, default=DEFAULT_HOME,
                    help=f"state directory (default {DEFAULT_HOME})")
     p.add_argument("--no-load", action="store_true", help="up: no synthetic users")
-    p.add_argument("--rate", type=float, default=20.0, help="up: synthetic requests per second")
+    p.add_argument("--rate", type=float, default=20.0,
+                   help="up: synthetic requests per second, per model")
     p.set_defaults(func=cmd_stack)
 
 
@@ -33,7 +34,8 @@ def summary(stack) -> list[str]:
     lines = [
         f"Airflow UI   {stack.airflow.url}   login {stack.airflow.username}, password in "
         f"{stack.airflow.passwords_file} (paddle-canary stack password --home {stack.home})",
-        f"gateway      {stack.gateway_url}/predict   (header X-User-ID)",
+        f"gateway      {stack.gateway_url}/models/<model>/predict   (header X-User-ID; "
+        f"/predict: {stack.model})",
         f"Prometheus   {stack.paths.prometheus_url}",
         "to drive it from a shell (the CLI reads the password file itself):",
     ]

@@ -31,11 +31,14 @@ class StackPorts:
 class LocalStack:
     def __init__(self, home: Path | str, model: str = "risk-score",
                  ports: StackPorts | None = None, load_rate: float = 60.0,
-                 source_registry: Path = REPO / "model_registry"):
+                 source_registry: Path = REPO / "model_registry",
+                 load_rates: dict[str, float] | None = None):
         self.home = Path(home).resolve()
         self.model = model
         self.ports = ports or StackPorts()
+        #: synthetic requests/s sent to each model; ``load_rates`` overrides it per model
         self.load_rate = load_rate
+        self.load_rates = dict(load_rates or {})
         self.source_registry = Path(source_registry)
         self.paths = Settings(home=self.home, registry_root=self.home / "registry",
                                 prometheus_url=f"http://127.0.0.1:{self.ports.prometheus}")
@@ -118,16 +121,24 @@ class LocalStack:
         self._write_state()
 
     def start_load(self, duration_s: float = 24 * 3600) -> None:
+        """One loadgen process sending synthetic users to every model with a stable version
+        (through its gateway route), ``load_rate`` requests/s each unless ``load_rates`` says
+        (0: no users for that model)."""
         pidfile = self.home / "loadgen.pid"
         pid = process.read_pidfile(pidfile)
         if pid and process.pid_alive(pid):
             return
-        stable = Registry(self.paths.registry_root).pointers(self.model).stable
+        reg = Registry(self.paths.registry_root)
+        models = [m for m in reg.models() if reg.pointers(m).stable]
+        rates = {m: self.load_rates.get(m, self.load_rate) for m in models}
+        per_model = [arg for m, rate in rates.items() if rate > 0
+                     for arg in ("--model", f"{m}:{rate}")]
+        if not per_model:
+            return
         proc = process.spawn(
-            [sys.executable, "-m", "paddle_canary.cli", "loadgen", "--url",
-             f"{self.gateway_url}/predict", "--rate", str(self.load_rate), "--duration",
-             str(duration_s), "--users", "5000", "--concurrency", "4", "--timeout", "5",
-             "--model", self.model, "--version", stable, "--registry",
+            [sys.executable, "-m", "paddle_canary.cli", "loadgen", "--gateway", self.gateway_url,
+             *per_model, "--duration", str(duration_s), "--users", "5000",
+             "--concurrency", "4", "--timeout", "5", "--registry",
              str(self.paths.registry_root), "--json-out", str(self.home / "loadgen.json")],
             self.home / "logs" / "loadgen.log", owner=self.home / "loadgen", umask=PRIVATE_UMASK)
         write_private(pidfile, str(proc.pid))
@@ -159,10 +170,12 @@ class LocalStack:
     def _write_state(self) -> None:
         state = {"home": str(self.home), "model": self.model, "ports": asdict(self.ports),
                  "gateway": self.gateway_url, "prometheus": self.paths.prometheus_url,
-                 "airflow": self.airflow.url}
+                 "airflow": self.airflow.url, "load_rate": self.load_rate,
+                 "load_rates": self.load_rates}
         write_private(self.home / "stack.json", json.dumps(state, indent=2))
 
     @classmethod
     def attach(cls, home: Path | str) -> "LocalStack":
         state = json.loads((Path(home) / "stack.json").read_text())
-        return cls(home, model=state["model"], ports=StackPorts(**state["ports"]))
+        return cls(home, model=state["model"], ports=StackPorts(**state["ports"]),
+                   load_rate=state.get("load_rate", 60.0), load_rates=state.get("load_rates"))

@@ -181,9 +181,14 @@ class Release:
     def deploy(self) -> dict[str, Any]:
         """Start both versions (idempotent) and route them, the candidate at weight 0. With
         ``plan.paired`` the candidate's process scores every request with the stable version
-        too (``shadow=``), so the judge compares both on the same rows."""
-        from paddle_canary.traffic.base import ModelRoute
+        too (``shadow=``), so the judge compares both on the same rows; with the plan's header
+        route, requests carrying that header go to the candidate from now on."""
+        from paddle_canary.traffic.base import HEADER_ROUTE, HeaderRoute, ModelRoute, Unsupported
         p = self.plan
+        header = HeaderRoute.from_dict(p.header_route)
+        if header and HEADER_ROUTE not in self.router.supports:  # before anything starts
+            raise Unsupported(f"the {self.router.kind} router does not support header routes; "
+                              "release without header_route")
         stable = self.runtime.deploy(p.model, p.baseline)
         candidate = self.runtime.deploy(p.model, p.candidate,
                                         shadow=p.baseline if p.paired else None)
@@ -195,7 +200,8 @@ class Release:
         route = ModelRoute(p.model, stable=self.router.backend(p.baseline, stable.url),
                            candidate=self.router.backend(p.candidate, candidate.url),
                            weight=live.weight if live and live.candidate
-                           and live.candidate.version == p.candidate else 0)
+                           and live.candidate.version == p.candidate else 0,
+                           header=header)
         self.router.apply_verified(route)
         self.record(ev.Deployed(stable_url=stable.url, candidate_url=candidate.url,
                                 stable_instance=stable.instance,

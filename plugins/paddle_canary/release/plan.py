@@ -34,7 +34,7 @@ DEFAULT_PLAN = {
     "shadow_s": 0,
     "shadow_mirror": 100,
 }
-REQUEST_KEYS = {"model", "version", "gates", *DEFAULT_PLAN}
+REQUEST_KEYS = {"model", "version", "gates", "header_route", *DEFAULT_PLAN}
 
 
 class PlanError(UserError):
@@ -75,6 +75,9 @@ class ReleasePlan:
         from paddle_canary.analysis.spending import step_alpha
         index = int(step) - 1 + (1 if self.shadow_s > 0 else 0)
         return step_alpha(total_alpha, index, self.n_judged_steps)
+    #: ``{"name": header, "value": value}``: requests carrying it go to the candidate from
+    #: deploy until promotion or rollback, at any weight (internal testers); None = no such route
+    header_route: dict[str, str] | None = None
 
     def step_at(self, slot: int) -> int | None:
         """The weight of step slot ``slot`` (0-based), or None when the plan has no such step."""
@@ -136,6 +139,20 @@ def check_steps(steps: Any) -> tuple[int, ...]:
     if len(steps) > MAX_STEPS:
         raise PlanError(f"at most {MAX_STEPS} steps, got {len(steps)}")
     return steps
+
+
+def check_header_route(value: Any) -> dict[str, str] | None:
+    """``{"name": ..., "value": ...}`` checked by the traffic layer's rules, or None."""
+    from paddle_canary.traffic.base import HeaderRoute, RouterError
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"name", "value"}:
+        raise PlanError('header_route must be an object {"name": HEADER, "value": VALUE}, '
+                        f"got {value!r}")
+    try:
+        return HeaderRoute(name=value["name"], value=value["value"]).to_dict()
+    except RouterError as exc:
+        raise PlanError(str(exc)) from None
 
 
 def resolve_plan(registry, request: dict[str, Any], check_gates=None, run_id: str = "") -> ReleasePlan:
@@ -212,4 +229,5 @@ def resolve_plan(registry, request: dict[str, Any], check_gates=None, run_id: st
         paired=paired,
         shadow_s=_number("shadow_s", merged["shadow_s"], 0),
         shadow_mirror=int(mirror),
+        header_route=check_header_route(request.get("header_route")),
     )
