@@ -19,8 +19,8 @@ COMMAND_MODULES = (
     "paddle_canary.traffic.commands",
     "paddle_canary.loadgen.commands",
     "paddle_canary.analysis.commands",
-    "paddle_canary.release_commands",
-    "paddle_canary.release.commands",
+    "paddle_canary.release.run_commands",
+    "paddle_canary.release.manual_commands",
     "paddle_canary.report.commands",
     "paddle_canary.localstack.commands",
 )

@@ -139,7 +139,7 @@ def test_a_plan_recorded_before_paired_existed_is_paired():
 
 def test_the_cli_asks_for_an_unpaired_release_only_when_told():
     from paddle_canary.cli import build_parser
-    from paddle_canary.release_commands import request_from_args
+    from paddle_canary.release.run_commands import request_from_args
 
     parse = build_parser().parse_args
     assert "paired" not in request_from_args(parse(["release", MODEL, "v2"]))

@@ -161,7 +161,7 @@ def test_undo_cli_finds_the_baking_release(settings, capsys):
 
 
 def test_status_says_a_release_is_paused_and_a_full_promotion_was_asked(settings, capsys):
-    from paddle_canary import release_commands
+    from paddle_canary.release import run_commands as release_commands
     release = start(settings)
     release.deploy()
     assert release_commands._manual_state(settings, MODEL, "run-1") == []
