@@ -4,10 +4,10 @@
 PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 STAMP   := .venv/.installed
-APT_PKGS := nginx prometheus wrk luajit
-EXTRAS  := serve,train,analysis,k8s,airflow,dev
+APT_PKGS := nginx prometheus wrk luajit docker.io debootstrap docker-registry
+EXTRAS  := serve,train,analysis,k8s,airflow,docker,dev
 
-.PHONY: demo test test-fast os-deps venv bench lock clean up down
+.PHONY: demo test test-fast os-deps venv bench lock clean up down docker-base
 
 os-deps:
 	@missing=""; \
@@ -16,6 +16,9 @@ os-deps:
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v luajit >/dev/null || missing="$$missing luajit"; \
+	command -v dockerd >/dev/null || missing="$$missing docker.io"; \
+	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
+	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing OS packages:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "error: need root to apt-get install$$missing"; exit 1; fi; \
@@ -39,11 +42,16 @@ test-fast: venv
 demo: os-deps venv
 	$(PY) scripts/demo.py
 
+# The offline CPU base image in $DOCKER_HOST's engine (`paddle-canary dockerd start` runs one).
+docker-base: os-deps venv
+	$(PY) -m paddle_canary.cli image base
+
 bench: os-deps venv
 	$(PY) bench/serving.py
 	$(PY) bench/traffic.py
 	$(PY) bench/detection.py
 	$(PY) bench/release.py
+	$(PY) bench/images.py
 
 up: os-deps venv
 	$(PY) -m paddle_canary.cli stack up

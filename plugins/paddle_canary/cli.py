@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "paddle_canary.release_commands",
     "paddle_canary.report.commands",
     "paddle_canary.localstack.commands",
+    "paddle_canary.images.commands",
 )
 
 

@@ -39,6 +39,9 @@ def add_commands(sub) -> None:
     p = sub.add_parser("validate", help="load a version, score its reference rows, print JSON; "
                                         "exit 1 when it fails")
     _model_args(p)
+    p.add_argument("--baseline", default=None, metavar="VERSION",
+                   help="also compare with this version of the model (the stable one) on its "
+                        "reference rows: score PSI and decision agreement")
     p.set_defaults(func=validate)
 
 
@@ -73,8 +76,14 @@ def validate(args) -> int:
     from paddle_canary.registry import Registry
     from paddle_canary.validation.offline import check_model
 
-    card = Registry(args.registry).card(args.model, args.version)
-    summary = check_model(card, device=args.device, threads=args.threads)
+    registry = Registry(args.registry)
+    card = registry.card(args.model, args.version)
+    if args.baseline:
+        from paddle_canary.validation.compare import compare_with_baseline
+
+        summary = compare_with_baseline(card, registry.card(args.model, args.baseline))
+    else:
+        summary = check_model(card, device=args.device, threads=args.threads)
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0 if summary["passed"] else 1
