@@ -84,6 +84,7 @@ class DockerRuntime(Runtime):
                  publish: bool = True, host: str = "127.0.0.1", device: str = "cpu",
                  threads: int = 1, release_run: str | None = None,
                  targets_dir: Path | str | None = None, start_timeout: float = 90.0,
+                 probe_timeout: float = DEEP_HEALTH_TIMEOUT_S,
                  image_registry: str | None = None):
         if device not in DEVICES:
             raise DeployError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
@@ -96,7 +97,7 @@ class DockerRuntime(Runtime):
         self.host, self.device, self.threads = host, device, threads
         self.release_run = release_run
         self.targets_dir = Path(targets_dir) if targets_dir else None
-        self.start_timeout = start_timeout
+        self.start_timeout, self.probe_timeout = start_timeout, probe_timeout
         self.image_registry = image_registry
 
     # --- engine ----------------------------------------------------------------------------
@@ -158,7 +159,7 @@ class DockerRuntime(Runtime):
         running = self._containers(model, version)
         if running:
             endpoint = self._endpoint(running[0])
-            if _deep_health(endpoint.url)[0] == 200:
+            if _deep_health(endpoint.url, self.probe_timeout)[0] == 200:
                 self._register(endpoint)
                 return endpoint
         self._remove_containers(model, version)  # exited, or failing: start afresh
@@ -238,7 +239,7 @@ class DockerRuntime(Runtime):
             container.reload()
             if container.status in ("exited", "dead"):
                 return "exited"
-            status, last[0] = _deep_health(endpoint.url)
+            status, last[0] = _deep_health(endpoint.url, self.probe_timeout)
             if status == 503:  # loaded, and scores its reference rows badly: waiting won't help
                 return "failing"
             return status == 200
@@ -296,14 +297,14 @@ class DockerRuntime(Runtime):
         if not containers:
             return VersionHealth(GONE, f"no container of {model} {version}")
         container = containers[0]
-        if container.status != "running":
+        if container.status not in ("running", "paused", "restarting"):  # paused: not answering
             code = container.attrs.get("State", {}).get("ExitCode")
             return VersionHealth(GONE, f"{container.name} is {container.status} (exit {code})")
         try:
             endpoint = self._endpoint(container)
         except DeployError as exc:
             return VersionHealth(FAILING, str(exc), container.id)
-        status, detail = _deep_health(endpoint.url)
+        status, detail = _deep_health(endpoint.url, self.probe_timeout)
         if status == 200:
             return VersionHealth(HEALTHY, "ok", container.id)
         return VersionHealth(FAILING, detail, container.id)
