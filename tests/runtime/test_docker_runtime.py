@@ -55,6 +55,20 @@ def test_deploy_serves_probes_and_is_found_again_from_the_labels(docker_runtime,
     rt.remove(MODEL, "v1")  # not running: nothing happens
 
 
+def test_a_container_reached_on_its_bridge_address(docker_runtime_factory, serving_images,
+                                                   registry_root, docker_client):
+    rt = docker_runtime_factory(registry_root=registry_root, address="bridge")
+    ep = rt.deploy(MODEL, "v2")
+    container = docker_client.containers.get(ep.instance)
+    ip = container.attrs["NetworkSettings"]["Networks"][rt.network]["IPAddress"]
+    assert ep.url == f"http://{ip}:8080" and not container.attrs["NetworkSettings"]["Ports"]
+    answer = httpx.post(f"{ep.url}/predict", json={"user_id": "u2", "features": [0.0] * 30},
+                        timeout=10)
+    assert answer.status_code == 200 and answer.json()["model_version"] == "v2"
+    target = json.loads((rt.targets_dir / f"{MODEL}--v2.json").read_text())
+    assert target[0]["targets"] == [f"{ip}:8080"]
+
+
 def test_a_killed_container_is_gone_and_deploy_starts_a_new_instance(docker_runtime,
                                                                      docker_client):
     rt = docker_runtime

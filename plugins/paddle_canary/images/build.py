@@ -94,9 +94,8 @@ def _package_files(root: Path) -> list[tuple[str, Path]]:
     return files
 
 
-def _context_files(root: Path, wheelhouse: Path, export: Path) -> list[tuple[str, Path]]:
-    files = _package_files(root)[1:]  # the Dockerfile goes in with its LABEL line
-    files += [(f"wheelhouse/{p.name}", p) for p in sorted(wheelhouse.iterdir()) if p.is_file()]
+def _context_files(root: Path, export: Path) -> list[tuple[str, Path]]:
+    files = [(name, path) for name, path in _package_files(root) if name != "Dockerfile"]
     files += [(f"model/{p.name}", p) for p in sorted(export.iterdir()) if p.is_file()]
     return files
 
@@ -269,7 +268,7 @@ def build_serving_image(registry_root: Path | str | None, model: str, version: s
     ``$PADDLE_CANARY_IMAGE_REGISTRY``), ``True`` requires one, ``False`` never pushes.
     ``client``: a ``docker.DockerClient`` (default: one for ``docker_url`` / ``$DOCKER_HOST``).
     """
-    from paddle_canary.images.wheelhouse import wheelhouse
+    from paddle_canary.images.wheelhouse import ensure_wheels_image, wheelhouse
     from paddle_canary.registry import Registry
 
     card = Registry(registry_root).card(model, version)  # RegistryError (a UserError) first
@@ -286,6 +285,7 @@ def build_serving_image(registry_root: Path | str | None, model: str, version: s
     base_image = _ensure_base_present(client, base, log)
     wheels = wheelhouse(extra, cache_dir=cache_dir, root=root, log=log)
     inputs = inputs_digest(root, wheels, base_image.id)
+    wheels_image = ensure_wheels_image(client, wheels, log)
 
     started = time.monotonic()
     skipped = _already_built(client, tag, card.content_hash, inputs)
@@ -296,11 +296,12 @@ def build_serving_image(registry_root: Path | str | None, model: str, version: s
         labels = image_labels(card, base, inputs, root, extra)
         log(f"building {tag} from {card.path} on {base} ({extra})")
         with tempfile.TemporaryFile() as context:
-            write_context(context, _context_files(root, wheels, card.path),
+            write_context(context, _context_files(root, card.path),
                           dockerfile_with_labels(root, labels))
             context.seek(0)
             image_id = _run_build(client, context, tag,
-                                  {"BASE_IMAGE": base, "MODEL": model, "VERSION": version}, log)
+                                  {"BASE_IMAGE": base, "WHEELS_IMAGE": wheels_image,
+                                   "MODEL": model, "VERSION": version}, log)
         log(f"built {tag} ({image_id[:19]}) in {time.monotonic() - started:.1f}s")
     pushed = digest = None
     if push:

@@ -9,11 +9,17 @@ A wheelhouse is a directory ``<cache>/wheelhouse/<extra>-<key>/`` holding the wh
 ``requirements.txt`` (every wheel pinned ``name==version``); the key hashes the requirements,
 the constraints and the platform, so a change to any of them makes a new one and an unchanged
 one is reused by every build, test session and benchmark on the machine.
+
+In an engine the wheelhouse is an image, ``paddle-canary-wheels:<extra>-<key>`` (``FROM
+scratch``, the files under ``/wheelhouse``), made once per engine: serving builds copy from it
+(``COPY --from``), so their context is the code and the model (~1 MB) instead of 230 MB of
+wheels sent and checksummed on every build.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import platform
@@ -21,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import tomllib
 from collections.abc import Callable
@@ -132,3 +139,44 @@ def wheelhouse(extra: str = "serve", *, cache_dir: Path | None = None, root: Pat
     size = sum(p.stat().st_size for p in dest.iterdir())
     log(f"wheelhouse {dest.name}: {len(pins)} wheels, {size / 1e6:.0f} MB")
     return dest
+
+
+WHEELS_REPOSITORY = "paddle-canary-wheels"
+
+
+def ensure_wheels_image(client, directory: Path, log: Callable[[str], None] = print) -> str:
+    """``paddle-canary-wheels:<extra>-<key>`` in the engine of ``client``, built from the
+    wheelhouse ``directory`` unless the engine has it; its tag."""
+    from docker.errors import DockerException, ImageNotFound
+
+    directory = Path(directory)
+    tag = f"{WHEELS_REPOSITORY}:{directory.name}"
+    try:
+        client.images.get(tag)
+        return tag
+    except ImageNotFound:
+        pass
+    log(f"wheelhouse image {tag}")
+    dockerfile = b"FROM scratch\nCOPY wheelhouse/ /wheelhouse/\n"
+    with tempfile.TemporaryFile() as context:
+        with tarfile.open(fileobj=context, mode="w") as tar:
+            info = tarfile.TarInfo("Dockerfile")
+            info.size, info.mode = len(dockerfile), 0o644
+            tar.addfile(info, io.BytesIO(dockerfile))
+            for path in sorted(directory.iterdir()):
+                info = tarfile.TarInfo(f"wheelhouse/{path.name}")
+                info.size, info.mode = path.stat().st_size, 0o644
+                with open(path, "rb") as fh:
+                    tar.addfile(info, fh)
+        context.seek(0)
+        error = None
+        try:
+            for chunk in client.api.build(fileobj=context, custom_context=True, tag=tag, rm=True,
+                                          forcerm=True, decode=True, network_mode="none"):
+                if "error" in chunk:
+                    error = str(chunk["error"]).strip()
+        except DockerException as exc:
+            error = str(exc)
+    if error:
+        raise ImageError(f"building the wheelhouse image {tag} failed: {error}")
+    return tag

@@ -4,10 +4,16 @@ The engine holds all the state: every container carries the labels ``io.paddle-c
 ``.version``, ``.namespace`` (and ``.release-run`` when the runtime was given one), so a
 restarted scheduler or CLI finds the running versions from the labels alone. A container is
 named ``pc-<namespace>-<model>-<version>`` (one per version in a namespace), runs with
-``init=True`` (``docker stop`` returns at once), is published on a free port of
-``127.0.0.1`` (or, with ``publish=False``, only reached on its user network by name, as the
-compose stack does), and is ready only when ``/deep_health`` answers 200. ``device="gpu"``
-asks the engine for one GPU (``DeviceRequest(count=1, capabilities=[["gpu"]])``).
+``init=True`` (``docker stop`` returns at once), and is ready only when ``/deep_health``
+answers 200. ``device="gpu"`` asks the engine for one GPU (``DeviceRequest(count=1,
+capabilities=[["gpu"]])``). Where callers reach it (``address``):
+
+- ``published`` (default): a free port of ``127.0.0.1`` (docker-proxy); works with any engine
+  on this machine, at ~0.66x the req/s of a local process here (bench/images.py);
+- ``bridge``: its address on its network, ``http://<ip>:8080``, no proxy hop (~1.0x); needs the
+  engine on this Linux machine (the host routes to its bridge networks);
+- ``name``: ``http://<container name>:8080``, for callers on the same user network (the compose
+  stack's nginx and Prometheus).
 
 A shadow version (``deploy(..., shadow=V)``, paired analysis): ``serve --shadow V`` loads V
 from the container's registry, so V's export is copied from the model registry into the
@@ -45,6 +51,7 @@ STOP_TIMEOUT_S = 10
 DEEP_HEALTH_TIMEOUT_S = 15.0
 VALIDATE_TIMEOUT_S = 600.0
 DEVICES = ("cpu", "gpu")
+ADDRESSES = ("published", "bridge", "name")
 
 
 class ValidationFailed(DeployError):
@@ -81,19 +88,21 @@ class DockerRuntime(Runtime):
 
     def __init__(self, *, registry_root: Path | str | None = None, docker_url: str | None = None,
                  client=None, namespace: str = "default", network: str | None = None,
-                 publish: bool = True, host: str = "127.0.0.1", device: str = "cpu",
+                 address: str = "published", host: str = "127.0.0.1", device: str = "cpu",
                  threads: int = 1, release_run: str | None = None,
                  targets_dir: Path | str | None = None, start_timeout: float = 90.0,
                  probe_timeout: float = DEEP_HEALTH_TIMEOUT_S,
                  image_registry: str | None = None):
         if device not in DEVICES:
             raise DeployError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
-        if not publish and not network:
-            raise DeployError("a container that is not published must join a network")
+        if address not in ADDRESSES:
+            raise DeployError(f"address must be one of {', '.join(ADDRESSES)}, got {address!r}")
+        if address == "name" and not network:
+            raise DeployError("containers reached by name must join a user network")
         self.registry_root = Path(registry_root) if registry_root else None
         self.docker_url = docker_url
         self._client = client
-        self.namespace, self.network, self.publish = namespace, network, publish
+        self.namespace, self.network, self.address = namespace, network, address
         self.host, self.device, self.threads = host, device, threads
         self.release_run = release_run
         self.targets_dir = Path(targets_dir) if targets_dir else None
@@ -136,13 +145,21 @@ class DockerRuntime(Runtime):
     def _endpoint(self, container) -> Endpoint:
         labels = container.labels
         model, version = labels[f"{LABEL}.model"], labels[f"{LABEL}.version"]
-        if self.publish:
-            bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(
-                f"{CONTAINER_PORT}/tcp") or []
+        settings = container.attrs["NetworkSettings"]
+        if self.address == "published":
+            bindings = (settings["Ports"] or {}).get(f"{CONTAINER_PORT}/tcp") or []
             if not bindings:
                 raise DeployError(f"{container.name} publishes no port")
             port = int(bindings[0]["HostPort"])
             url = f"http://{self.host}:{port}"
+        elif self.address == "bridge":
+            networks = settings.get("Networks") or {}
+            found = networks.get(self.network) if self.network else next(
+                iter(networks.values()), None)
+            if not found or not found.get("IPAddress"):
+                raise DeployError(f"{container.name} has no address on "
+                                  f"{self.network or 'its network'}")
+            port, url = CONTAINER_PORT, f"http://{found['IPAddress']}:{CONTAINER_PORT}"
         else:
             port, url = CONTAINER_PORT, f"http://{container.name}:{CONTAINER_PORT}"
         return Endpoint(model, version, url, port, None, instance=container.id)
@@ -198,7 +215,7 @@ class DockerRuntime(Runtime):
         from docker.types import DeviceRequest
 
         options: dict = {}
-        if self.publish:
+        if self.address == "published":
             options["ports"] = {f"{CONTAINER_PORT}/tcp": (self.host, None)}
         if self.network:
             options["network"] = self.network
