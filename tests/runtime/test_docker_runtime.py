@@ -61,7 +61,8 @@ def test_a_container_reached_on_its_bridge_address(docker_runtime_factory, servi
     ep = rt.deploy(MODEL, "v2")
     container = docker_client.containers.get(ep.instance)
     ip = container.attrs["NetworkSettings"]["Networks"][rt.network]["IPAddress"]
-    assert ep.url == f"http://{ip}:8080" and not container.attrs["NetworkSettings"]["Ports"]
+    assert ep.url == f"http://{ip}:8080"
+    assert not any(container.attrs["NetworkSettings"]["Ports"].values())  # nothing published
     answer = httpx.post(f"{ep.url}/predict", json={"user_id": "u2", "features": [0.0] * 30},
                         timeout=10)
     assert answer.status_code == 200 and answer.json()["model_version"] == "v2"
