@@ -12,8 +12,8 @@ Throughput: v1 in a container (DockerRuntime, 1 math thread, CPU) and v1 as a lo
 `paddle-canary serve` process (ServeProcess, the same settings), wrk -t2 -c16 with one reference
 row per request, alternating rounds so that load from elsewhere hits both; medians. The
 container is reached through its published port (docker-proxy, DockerRuntime's default) and, as
-a third row, on its bridge address (``DockerRuntime(address="bridge")``). Goal: published port >= 0.9x the local process. Prints tables; asserts
-nothing.
+a third row, on its bridge address (``DockerRuntime(address="bridge")``). Goal: published port
+>= 0.9x the local process. Prints tables; asserts nothing.
 """
 
 from __future__ import annotations
@@ -85,8 +85,8 @@ def main() -> int:
             result, engine = build_round(work / f"engine{i}", args.storage_driver,
                                          keep=i == args.rounds - 1)
             builds.append(result)
-            print(f"build round {i + 1}: {json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()})}",
-                  flush=True)
+            shown = {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}
+            print(f"build round {i + 1}: {json.dumps(shown)}", flush=True)
         runs = throughput(engine, work, args)
     finally:
         if engine is not None:
@@ -103,7 +103,8 @@ def main() -> int:
           + " ".join(f"{b['first_s']:.1f}" for b in builds))
     print(f"  second (v2) {second:6.1f} s   per round: "
           + " ".join(f"{b['second_s']:.1f}" for b in builds))
-    print(f"  second/first {second / first:.3f} (goal < 0.10); image {builds[0]['image_mb']:.0f} MB")
+    print(f"  second/first {second / first:.3f} (goal < 0.10); "
+          f"image {builds[0]['image_mb']:.0f} MB")
 
     med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
            for name, rs in runs.items()}
