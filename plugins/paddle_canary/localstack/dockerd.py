@@ -157,8 +157,9 @@ class Dockerd:
             client.close()
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """Stop dockerd by PID (its containers and containerd go with it) and delete the bridge
-        interfaces of its networks. Does nothing when it is not running."""
+        """Stop dockerd by PID (its containers and containerd go with it), delete the bridge
+        interfaces of its networks and the exec root; the data root (images) stays for the next
+        start. Does nothing when it is not running."""
         if not self.running:
             return
         bridges: list[str] = []
@@ -178,6 +179,7 @@ class Dockerd:
             if Path(f"/sys/class/net/{name}").exists():
                 subprocess.run(["ip", "link", "delete", name], check=False,
                                capture_output=True, timeout=10)
+        shutil.rmtree(self.exec_root, ignore_errors=True)  # runtime state only
 
     def _leftover_pids(self) -> list[int]:
         """Processes whose command line names our exec root or containerd namespace."""
