@@ -55,6 +55,19 @@ def test_deploy_serves_probes_and_is_found_again_from_the_labels(docker_runtime,
     rt.remove(MODEL, "v1")  # not running: nothing happens
 
 
+def test_concurrent_deploys_share_one_container_and_a_live_one_is_never_replaced(
+        docker_runtime, docker_client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        endpoints = list(pool.map(lambda _: docker_runtime.deploy(MODEL, "v1"), range(2)))
+    assert endpoints[0] == endpoints[1]
+    assert [c.id for c in _ours(docker_client, docker_runtime)] == [endpoints[0].instance]
+    with pytest.raises(DeployError, match="already runs .* with shadow none, not v2: remove it"):
+        docker_runtime.deploy(MODEL, "v1", shadow="v2")
+    assert docker_runtime.probe(MODEL, "v1").instance == endpoints[0].instance  # still serving
+
+
 def test_a_container_reached_on_its_bridge_address(docker_runtime_factory, serving_images,
                                                    registry_root, docker_client):
     rt = docker_runtime_factory(registry_root=registry_root, address="bridge")

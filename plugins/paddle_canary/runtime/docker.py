@@ -169,27 +169,35 @@ class DockerRuntime(Runtime):
 
     # --- Runtime -----------------------------------------------------------------------------
     def deploy(self, model: str, version: str, *, shadow: str | None = None) -> Endpoint:
-        from docker.errors import DockerException
+        """Start ``version`` (or find it running, or being started by another caller) and wait
+        until it answers /deep_health. A container of the version that exited is replaced; a
+        live one is never stopped here (it may serve traffic): it is waited for, and a live one
+        running with another shadow version is refused."""
+        from docker.errors import APIError, DockerException
 
         card = self._card(model, version)
         shadow_card = self._card(model, shadow, "shadow version") if shadow else None
-        running = self._containers(model, version)
-        if running:
-            endpoint = self._endpoint(running[0])
-            if _deep_health(endpoint.url, self.probe_timeout)[0] == 200:
-                self._register(endpoint)
-                return endpoint
-        self._remove_containers(model, version)  # exited, or failing: start afresh
+        live = self._live_container(model, version, shadow)
+        if live is not None:
+            return self._await(live)
         image = self._checked_image(model, version, card)
         command = ["serve", "--host", "0.0.0.0", "--port", str(CONTAINER_PORT),
                    "--device", self.device, "--threads", str(self.threads)]
+        labels = self._labels(model, version, ROLE_SERVING)
         if shadow:
             command += ["--shadow", shadow]
+            labels[f"{LABEL}.shadow"] = shadow
         try:
             container = self.client.containers.create(
                 image, command=command, name=self.container_name(model, version),
-                labels=self._labels(model, version, ROLE_SERVING), init=True,
-                detach=True, **self._run_options())
+                labels=labels, init=True, detach=True, **self._run_options())
+        except APIError as exc:
+            if exc.status_code == 409:  # another caller created it meanwhile: wait for theirs
+                live = self._live_container(model, version, shadow)
+                if live is not None:
+                    return self._await(live)
+            raise DeployError(f"cannot create the container of {model} {version} from {image}: "
+                              f"{_reason(exc)}") from None
         except DockerException as exc:
             raise DeployError(f"cannot create the container of {model} {version} from {image}: "
                               f"{_reason(exc)}") from None
@@ -207,6 +215,33 @@ class DockerRuntime(Runtime):
                 raise DeployError(f"{model} {version} did not start from {image}: "
                                   f"{_reason(exc)}") from None
             raise
+        self._register(endpoint)
+        return endpoint
+
+    def _live_container(self, model: str, version: str, shadow: str | None):
+        """The version's container that runs or is being started (exited ones are removed)."""
+        live = None
+        for container in self._containers(model, version, all=True):
+            if container.status in ("exited", "dead"):
+                _force_remove(container)
+            else:
+                live = container
+        if live is not None and live.labels.get(f"{LABEL}.shadow") != shadow:
+            raise DeployError(f"{model} {version} already runs ({live.name}) with shadow "
+                              f"{live.labels.get(f'{LABEL}.shadow') or 'none'}, not "
+                              f"{shadow or 'none'}: remove it first")
+        return live
+
+    def _await(self, container) -> Endpoint:
+        """Wait until a container another call started answers /deep_health; never stops it."""
+        try:
+            wait_until(lambda: container.reload() or container.status != "created",
+                       self.start_timeout, interval=0.2, what=f"start of {container.name}")
+        except Timeout as exc:
+            raise DeployError(f"{exc}: remove {container.name} if its deploy was interrupted") \
+                from None
+        endpoint = self._endpoint(container)
+        self._wait_healthy(container, endpoint)
         self._register(endpoint)
         return endpoint
 
