@@ -35,6 +35,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import threading
 from pathlib import Path
 
 from paddle_canary.images.build import CONTENT_HASH_LABEL, image_tag
@@ -85,6 +86,9 @@ def export_archive(export_dir: Path, dest: str) -> bytes:
 
 class DockerRuntime(Runtime):
     kind = "docker"
+    # write_target replaces the file through one fixed temporary name: two threads deploying
+    # the same version at once would race on it (seen as a FileNotFoundError).
+    _targets_lock = threading.Lock()
 
     def __init__(self, *, registry_root: Path | str | None = None, docker_url: str | None = None,
                  client=None, namespace: str = "default", network: str | None = None,
@@ -140,7 +144,9 @@ class DockerRuntime(Runtime):
             filters.append(f"{LABEL}.model={model}")
         if version:
             filters.append(f"{LABEL}.version={version}")
-        return self.client.containers.list(all=all, filters={"label": filters})
+        # ignore_removed: a container being created or removed meanwhile is not an error
+        return self.client.containers.list(all=all, filters={"label": filters},
+                                           ignore_removed=True)
 
     def _endpoint(self, container) -> Endpoint:
         labels = container.labels
@@ -177,9 +183,9 @@ class DockerRuntime(Runtime):
 
         card = self._card(model, version)
         shadow_card = self._card(model, shadow, "shadow version") if shadow else None
-        live = self._live_container(model, version, shadow)
+        live = self._live_container(model, version)
         if live is not None:
-            return self._await(live)
+            return self._await(live, shadow)
         image = self._checked_image(model, version, card)
         command = ["serve", "--host", "0.0.0.0", "--port", str(CONTAINER_PORT),
                    "--device", self.device, "--threads", str(self.threads)]
@@ -192,10 +198,8 @@ class DockerRuntime(Runtime):
                 image, command=command, name=self.container_name(model, version),
                 labels=labels, init=True, detach=True, **self._run_options())
         except APIError as exc:
-            if exc.status_code == 409:  # another caller created it meanwhile: wait for theirs
-                live = self._live_container(model, version, shadow)
-                if live is not None:
-                    return self._await(live)
+            if exc.status_code == 409:  # another caller is creating it: wait for theirs
+                return self._await(self._named(self.container_name(model, version)), shadow)
             raise DeployError(f"cannot create the container of {model} {version} from {image}: "
                               f"{_reason(exc)}") from None
         except DockerException as exc:
@@ -218,7 +222,7 @@ class DockerRuntime(Runtime):
         self._register(endpoint)
         return endpoint
 
-    def _live_container(self, model: str, version: str, shadow: str | None):
+    def _live_container(self, model: str, version: str):
         """The version's container that runs or is being started (exited ones are removed)."""
         live = None
         for container in self._containers(model, version, all=True):
@@ -226,17 +230,40 @@ class DockerRuntime(Runtime):
                 _force_remove(container)
             else:
                 live = container
-        if live is not None and live.labels.get(f"{LABEL}.shadow") != shadow:
-            raise DeployError(f"{model} {version} already runs ({live.name}) with shadow "
-                              f"{live.labels.get(f'{LABEL}.shadow') or 'none'}, not "
-                              f"{shadow or 'none'}: remove it first")
         return live
 
-    def _await(self, container) -> Endpoint:
-        """Wait until a container another call started answers /deep_health; never stops it."""
+    def _named(self, name: str):
+        """The container called ``name`` once the engine shows it (a name is taken before the
+        container it names can be listed or inspected)."""
         try:
-            wait_until(lambda: container.reload() or container.status != "created",
-                       self.start_timeout, interval=0.2, what=f"start of {container.name}")
+            return wait_until(lambda: self.client.containers.get(name), self.start_timeout,
+                              interval=0.1, what=f"container {name}")
+        except Timeout as exc:
+            raise DeployError(str(exc)) from None
+
+    def _await(self, container, shadow: str | None) -> Endpoint:
+        """Wait until a container another call started answers /deep_health; never stops it.
+        One running with another shadow version is refused."""
+        if container.labels.get(f"{LABEL}.shadow") != shadow:
+            raise DeployError(f"{container.labels.get(f'{LABEL}.model')} "
+                              f"{container.labels.get(f'{LABEL}.version')} already runs "
+                              f"({container.name}) with shadow "
+                              f"{container.labels.get(f'{LABEL}.shadow') or 'none'}, not "
+                              f"{shadow or 'none'}: remove it first")
+        from docker.errors import NotFound
+
+        def started() -> str | bool:
+            try:
+                container.reload()
+            except NotFound:
+                return "gone"
+            return container.status != "created"
+
+        try:
+            if wait_until(started, self.start_timeout, interval=0.2,
+                          what=f"start of {container.name}") == "gone":
+                raise DeployError(f"{container.name} was removed while it started (the deploy "
+                                  "that started it failed)")
         except Timeout as exc:
             raise DeployError(f"{exc}: remove {container.name} if its deploy was interrupted") \
                 from None
@@ -287,8 +314,13 @@ class DockerRuntime(Runtime):
     def _wait_healthy(self, container, endpoint: Endpoint) -> None:
         last = ["starting"]
 
+        from docker.errors import NotFound
+
         def ready():
-            container.reload()
+            try:
+                container.reload()
+            except NotFound:
+                return "gone"
             if container.status in ("exited", "dead"):
                 return "exited"
             status, last[0] = _deep_health(endpoint.url, self.probe_timeout)
@@ -306,6 +338,8 @@ class DockerRuntime(Runtime):
                               f"{_log_tail(container)}") from None
         if result == "failing":
             raise DeployError(f"{what} fails /deep_health: {last[0]}")
+        if result == "gone":
+            raise DeployError(f"{what} was removed before answering /deep_health")
         if result == "exited":
             code = container.attrs.get("State", {}).get("ExitCode")
             raise DeployError(f"{what} exited (status {code}) before answering /deep_health; "
@@ -315,8 +349,9 @@ class DockerRuntime(Runtime):
         if self.targets_dir is not None:
             from paddle_canary.analysis.prometheus_server import write_target
 
-            write_target(self.targets_dir, endpoint.model, endpoint.version,
-                         [self._address(endpoint)])
+            with self._targets_lock:
+                write_target(self.targets_dir, endpoint.model, endpoint.version,
+                             [self._address(endpoint)])
 
     def _remove_containers(self, model: str, version: str, role: str = ROLE_SERVING) -> bool:
         found = self._containers(model, version, role=role, all=True)
@@ -333,7 +368,8 @@ class DockerRuntime(Runtime):
         if self.targets_dir is not None:
             from paddle_canary.analysis.prometheus_server import remove_target
 
-            remove_target(self.targets_dir, model, version)
+            with self._targets_lock:
+                remove_target(self.targets_dir, model, version)
 
     def endpoints(self, model: str | None = None) -> list[Endpoint]:
         found = []
