@@ -96,3 +96,16 @@ def test_an_export_goes_into_a_container_readable_under_the_registry_path(regist
     for name in ("model.json", "model.pdiparams", "card.yaml", "reference.csv"):
         member = members[f"srv/model_registry/risk-score/v1/{name}"]
         assert member.isfile() and member.mode == 0o644
+
+
+def test_gpu_containers_ask_the_engine_for_one_gpu_and_cpu_ones_for_none():
+    from docker.types import DeviceRequest
+
+    from paddle_canary.runtime.docker import DockerRuntime
+
+    gpu = DockerRuntime(device="gpu")._run_options()
+    assert gpu["device_requests"] == [DeviceRequest(count=1, capabilities=[["gpu"]])]
+    assert gpu["ports"] == {"8080/tcp": ("127.0.0.1", None)}
+    assert "device_requests" not in DockerRuntime(device="cpu")._run_options()
+    bridge = DockerRuntime(address="bridge", network="net")._run_options()
+    assert "ports" not in bridge and bridge["network"] == "net"
