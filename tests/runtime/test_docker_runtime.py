@@ -198,3 +198,18 @@ def test_no_engine_is_a_deploy_error_naming_the_socket(registry_root):
         rt.deploy(MODEL, "v1")
     with pytest.raises(DeployError, match="no Docker engine"):
         rt.probe(MODEL, "v1")
+
+
+def test_with_an_image_registry_the_engine_pulls_what_the_build_pushed(
+        serving_images, image_registry, docker_client, docker_runtime_factory, registry_root,
+        serving_base):
+    from paddle_canary.images.build import build_serving_image
+
+    ref = build_serving_image(registry_root, MODEL, "v1", base=serving_base,
+                              client=docker_client, image_registry=image_registry,
+                              log=lambda line: None)
+    docker_client.images.remove(ref.pushed)  # untag: the engine must pull it back
+    rt = docker_runtime_factory(registry_root=registry_root, image_registry=image_registry)
+    ep = rt.deploy(MODEL, "v1")
+    assert docker_client.containers.get(ep.instance).image.id == ref.id
+    assert rt.probe(MODEL, "v1").healthy

@@ -301,8 +301,13 @@ class DockerRuntime(Runtime):
         try:
             found = self.client.images.get(image)
         except ImageNotFound:
-            raise DeployError(f"no image {image} in the Docker engine: build it first "
-                              f"(paddle-canary image build {model} {version})") from None
+            if not self.image_registry:
+                raise DeployError(f"no image {image} in the Docker engine: build it first "
+                                  f"(paddle-canary image build {model} {version})") from None
+            try:  # pushed by the build, pulled by the engine that runs it
+                found = self.client.images.pull(image)
+            except DockerException as exc:
+                raise DeployError(f"cannot pull {image}: {_reason(exc)}") from None
         except DockerException as exc:
             raise DeployError(f"cannot inspect {image}: {_reason(exc)}") from None
         built_from = (found.labels or {}).get(CONTENT_HASH_LABEL)
