@@ -4,8 +4,8 @@
 PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 STAMP   := .venv/.installed
-APT_PKGS := nginx prometheus wrk luajit docker.io debootstrap docker-registry
-EXTRAS  := serve,train,analysis,k8s,airflow,docker,dev
+APT_PKGS := nginx prometheus prometheus-alertmanager wrk luajit docker.io debootstrap docker-registry
+EXTRAS  := serve,train,analysis,k8s,validate,airflow,docker,dev
 
 .PHONY: demo test test-fast os-deps venv bench lock clean up down docker-base
 
@@ -14,6 +14,8 @@ os-deps:
 	command -v nginx >/dev/null || missing="$$missing nginx"; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v luajit >/dev/null || missing="$$missing luajit"; \
 	command -v dockerd >/dev/null || missing="$$missing docker.io"; \

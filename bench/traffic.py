@@ -35,6 +35,7 @@ from paddle_canary.loadgen import run_load
 from paddle_canary.registry import Registry, default_root
 from paddle_canary.runtime.local import DeployError, ServeProcess
 from paddle_canary.traffic.buckets import routes_to_candidate
+from paddle_canary.traffic.base import Backend, ModelRoute
 from paddle_canary.traffic.nginx import NginxRouter
 
 MODEL, STABLE, CANDIDATE = "risk-score", "v1", "v2"
@@ -124,13 +125,13 @@ def split_shares(router: NginxRouter, reference) -> dict:
     canary: dict[int, set[str]] = {}
     failures = 0
     for weight in WEIGHTS:
-        router.set_weight(weight)
+        router.set_weight(MODEL, weight)
         summary = run_load(router.url + "/predict", users=USERS, requests=USERS, concurrency=4,
                            reference=reference, keep_records=True)
         failures += summary.failures
         canary[weight] = {r.user_id for r in summary.records if r.version == CANDIDATE}
         assert len({r.user_id for r in summary.records}) == USERS
-    predicted = {w: sum(routes_to_candidate(f"user-{i:06d}", w) for i in range(1, USERS + 1))
+    predicted = {w: sum(routes_to_candidate(f"user-{i:06d}", w, MODEL) for i in range(1, USERS + 1))
                  for w in WEIGHTS}
     kept = {f"{a}->{b}": (len(canary[a] & canary[b]) / len(canary[a]) if canary[a] else 1.0)
             for a, b in zip(WEIGHTS, WEIGHTS[1:])}
@@ -236,8 +237,8 @@ def main() -> int:
         procs.append(stable)
         candidate, candidate_url = start_serving(CANDIDATE, work)
         procs.append(candidate)
-        router = NginxRouter(work / "gateway", process.free_port(), stable_url,
-                             candidate_url).start(weight=0)
+        router = NginxRouter(work / "gateway", process.free_port()).start([ModelRoute(
+            MODEL, stable=Backend(STABLE, stable_url), candidate=Backend(CANDIDATE, candidate_url))])
         script = wrk_script(work / "post.lua", [float(x) for x in reference[0]])
         print("latency: direct vs nginx", flush=True)
         lat = latency_rounds(stable_url + "/predict", router.url + "/predict", script,

@@ -13,7 +13,9 @@ from airflow.sdk import DAG, Param, TaskGroup
 
 from paddle_canary.airflow import operators as op
 from paddle_canary.airflow.assets import REGISTERED_VERSIONS
+from paddle_canary.airflow.validation_pod import validation_pod_task
 from paddle_canary.release.plan import MAX_STEPS
+from paddle_canary.runtime.factory import RUNTIMES
 
 INT_LIST = {"type": ["null", "array"], "items": {"type": "integer", "minimum": 1, "maximum": 100}}
 
@@ -37,17 +39,20 @@ with DAG(
         "poll_interval_s": Param(None, type=["null", "number"], minimum=0.5, description="Seconds between looks of the judge (default 10)"),
         "max_extensions": Param(None, type=["null", "integer"], minimum=0, description="Extensions of an inconclusive step before a person is asked (default 2)"),
         "gates": Param(None, type=["null", "object"], description="Gate threshold overrides, e.g. {\"latency_p95\": {\"max_ms\": 50}}"),
-        "runtime": Param(None, type=["null", "string"], enum=[None, "local"], description="Where versions run"),
+        "runtime": Param(None, type=["null", "string"], enum=[None, *RUNTIMES], description="Where versions run"),
     },
 ) as dag:
     resolve = op.ResolvePlanOperator(task_id=op.PLAN_TASK, trigger_rule="all_success")
     build = op.BuildImageOperator(task_id="build_image")
+    choose = op.ChooseValidationOperator(task_id="choose_validation")
     validate = op.ValidateModelOperator(task_id="validate_model")
-    deploy = op.DeployCandidateOperator(task_id="deploy_candidate")
-    resolve >> build >> validate >> deploy
+    validate_pod = validation_pod_task(on_summary=op.record_pod_validation)
+    deploy = op.DeployCandidateOperator(task_id="deploy_candidate",
+                                        trigger_rule="none_failed_min_one_success")
+    resolve >> build >> choose >> [validate, validate_pod] >> deploy
 
     last = deploy
-    work = [build, validate, deploy]
+    work = [build, choose, validate, validate_pod, deploy]
     for slot in range(MAX_STEPS):
         with TaskGroup(group_id=f"step_{slot + 1:02d}") as group:
             approve = op.ReleaseApprovalOperator(task_id="approve", slot=slot, when="before")

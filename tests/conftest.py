@@ -61,3 +61,7 @@ def module_serving_factory(tmp_path_factory):
     start, stop_all = _serving(tmp_path_factory.mktemp("serving"))
     yield start
     stop_all()
+
+
+# Local notification endpoints (HTTP webhook receiver, SMTP sink): tests/notify_sinks.py.
+from notify_sinks import smtp_sink, webhook_receiver  # noqa: E402,F401

@@ -2,14 +2,15 @@
 
     python images/k8s/render.py serving --model M --namespace NS --version V --image IMG
     python images/k8s/render.py istio --model M --namespace NS --stable V1 --candidate V2 \
-        --weight W [--weighted] [--gateway NS/NAME]
+        --weight W [--mirror M] [--header NAME=VALUE] [--weighted] [--gateway NS/NAME]
     python images/k8s/render.py envoyfilter [--namespace istio-system] [--context GATEWAY]
     python images/k8s/render.py examples     # rewrite the *.example.yaml files beside this script
 
-The canary itself is moved by ``paddle_canary.traffic.istio.IstioRouter``; the ``istio`` output
-is for review or for a first apply by hand. Rendering lives in
-``paddle_canary.traffic.istio_objects``; the example files are checked against it by
-``tests/traffic/test_istio_objects.py``.
+Versions are deployed by ``paddle_canary.runtime.kubernetes.KubernetesRuntime`` and the canary is
+moved by ``paddle_canary.traffic.istio.IstioRouter``; this output is for review or for a first
+apply by hand. Rendering lives in ``paddle_canary.kube.workload`` and
+``paddle_canary.traffic.istio_objects``; the example files are checked against it (and against
+Kubernetes' and Istio's own schemas) by ``tests/traffic/test_istio_objects.py``.
 """
 
 from __future__ import annotations
@@ -21,13 +22,17 @@ from pathlib import Path
 import yaml
 
 from paddle_canary.errors import UserError
+from paddle_canary.kube import workload
+from paddle_canary.kube.config import ModelKube
 from paddle_canary.traffic import istio_objects as objects
+from paddle_canary.traffic.base import Backend, HeaderRoute, ModelRoute
 
 HERE = Path(__file__).resolve().parent
 
 # The worked example the checked-in files show: model risk-score, v1 stable, v2 at 15 %.
 EXAMPLE = {"model": "risk-score", "namespace": "ml", "stable": "v1", "candidate": "v2",
-           "weight": 15, "image_prefix": "registry.example.com/"}
+           "weight": 15, "mirror": 10, "header": ("x-canary", "always"),
+           "image_prefix": "registry.example.com/"}
 
 
 class _Dumper(yaml.SafeDumper):
@@ -47,22 +52,24 @@ def to_yaml(docs: list[dict]) -> str:
                          width=100)
 
 
-def serving_docs(model: str, namespace: str, versions: list[tuple[str, str]]) -> list[dict]:
-    docs = [objects.serving_service(model, namespace)]
-    docs += [objects.serving_deployment(model, v, namespace, image) for v, image in versions]
+def serving_docs(model: str, namespace: str, versions: list[tuple[str, str]],
+                 config: ModelKube | None = None) -> list[dict]:
+    """The model's Service, then per version its Service and Deployment."""
+    config = config or ModelKube()
+    docs = [workload.model_service(model, namespace)]
+    for version, image in versions:
+        docs.append(workload.version_service(model, version, namespace))
+        docs.append(workload.deployment(model, version, namespace, image,
+                                        placement=config.serving, replicas=config.replicas))
     return docs
 
 
 def istio_docs(model: str, namespace: str, stable: str, candidate: str, weight: int,
-               sticky: bool = True, gateways: list[str] | None = None) -> list[dict]:
-    host = objects.default_host(model, namespace)
-    s, c = objects.subset_name(stable), objects.subset_name(candidate)
-    return [
-        objects.destination_rule(model, namespace, host, {s: objects.version_label(stable),
-                                                          c: objects.version_label(candidate)}),
-        objects.virtual_service(model, namespace, host, s, c, weight, sticky=sticky,
-                                gateways=gateways),
-    ]
+               sticky: bool = True, gateways: list[str] | None = None, mirror: int = 0,
+               header: HeaderRoute | None = None) -> list[dict]:
+    route = ModelRoute(model, Backend(stable), Backend(candidate), weight=weight, mirror=mirror,
+                       header=header)
+    return list(objects.render(route, namespace, sticky=sticky, gateways=gateways))
 
 
 def example_files() -> dict[str, str]:
@@ -75,8 +82,12 @@ def example_files() -> dict[str, str]:
         (v, f"{e['image_prefix']}{e['model']}-serving:{v}") for v in (e["stable"], e["candidate"])])
     return {
         "serving.example.yaml": header + to_yaml(serving),
-        "istio-canary.example.yaml": header + f"# Sticky split at {e['weight']} %.\n" + to_yaml(
-            istio_docs(e["model"], e["namespace"], e["stable"], e["candidate"], e["weight"])),
+        "istio-canary.example.yaml": header + (
+            f"# Sticky split at {e['weight']} %, {e['mirror']} % of stable's requests mirrored "
+            f"to the candidate,\n# and requests with {e['header'][0]}: {e['header'][1]} sent to "
+            "the candidate at any weight.\n") + to_yaml(
+            istio_docs(e["model"], e["namespace"], e["stable"], e["candidate"], e["weight"],
+                       mirror=e["mirror"], header=HeaderRoute(*e["header"]))),
         "envoyfilter-canary-bucket.yaml": (
             "# Rendered by images/k8s/render.py examples; do not edit by hand.\n"
             "# Sets x-canary-bucket (0..99) from x-user-id on the ingress gateway, with nginx's\n"
@@ -100,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--stable", required=True)
     i.add_argument("--candidate", required=True)
     i.add_argument("--weight", type=int, required=True)
+    i.add_argument("--mirror", type=int, default=0, help="%% of stable's requests mirrored")
+    i.add_argument("--header", metavar="NAME=VALUE", help="send requests with this header to "
+                                                          "the candidate at any weight")
     i.add_argument("--weighted", action="store_true", help="per-request split, not sticky")
     i.add_argument("--gateway", action="append", help="namespace/name; repeatable")
     f = sub.add_parser("envoyfilter")
@@ -113,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.what == "serving":
             out = to_yaml(serving_docs(args.model, args.namespace, [(args.version, args.image)]))
         elif args.what == "istio":
+            header = HeaderRoute(*args.header.split("=", 1)) if args.header else None
             out = to_yaml(istio_docs(args.model, args.namespace, args.stable, args.candidate,
-                                     args.weight, sticky=not args.weighted, gateways=args.gateway))
+                                     args.weight, sticky=not args.weighted, gateways=args.gateway,
+                                     mirror=args.mirror, header=header))
         elif args.what == "envoyfilter":
             labels = dict(kv.split("=", 1) for kv in args.selector) or None
             out = to_yaml([objects.envoy_filter(args.namespace, labels, args.context)])

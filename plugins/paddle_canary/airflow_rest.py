@@ -18,7 +18,7 @@ from urllib.parse import quote
 import httpx
 
 from paddle_canary.errors import UserError
-from paddle_canary.release.stack import StackPaths
+from paddle_canary.settings import Settings
 
 DAG_ID = "model_release"
 # The asset whose events schedule model_release; each event's extra names {model, version}.
@@ -42,7 +42,7 @@ class AirflowClient:
         user = os.environ.get("PADDLE_CANARY_AIRFLOW_USER", "admin")
         password = os.environ.get("PADDLE_CANARY_AIRFLOW_PASSWORD")
         if password is None:
-            pw_file = StackPaths.from_env().home / "airflow" / "passwords.json"
+            pw_file = Settings.from_env().home / "airflow" / "passwords.json"
             try:
                 password = json.loads(Path(pw_file).read_text())[user]
             except (FileNotFoundError, KeyError, ValueError):

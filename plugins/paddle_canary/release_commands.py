@@ -83,11 +83,11 @@ def cmd_release(args) -> int:
     from paddle_canary.registry import Registry
     from paddle_canary.release import controller
     from paddle_canary.release.plan import resolve_plan
-    from paddle_canary.release.stack import StackPaths
+    from paddle_canary.settings import Settings
 
     conf = request_from_args(args)
     # The same checks the DAG's first task makes, so a typo is refused here, before Airflow.
-    plan = resolve_plan(Registry(StackPaths.from_env().registry_root), conf,
+    plan = resolve_plan(Registry(Settings.from_env().registry_root), conf,
                         check_gates=controller.check_gates)
     if args.check:
         print(json.dumps(plan.to_dict(), indent=2))
@@ -120,23 +120,39 @@ def cmd_approve(args) -> int:
 def cmd_status(args) -> int:
     from paddle_canary.registry import Registry
     from paddle_canary.release import lock
-    from paddle_canary.release.stack import StackPaths
-    p = StackPaths.from_env()
-    reg = Registry(p.registry_root)
+    from paddle_canary.settings import Settings
+    from paddle_canary.traffic.factory import make_router
+
+    settings = Settings.from_env()
+    reg = Registry(settings.registry_root)
+    try:
+        router = make_router(settings)
+        gateway = router.health()
+        print(f"gateway ({router.kind}): {'ok' if gateway.ok else 'NOT OK'} - {gateway.detail}")
+    except UserError as exc:
+        router = None
+        print(f"gateway: not running ({exc})")
     for model in [args.model] if args.model else reg.models():
         ptr = reg.pointers(model)
         print(f"{model}: stable={ptr.stable} candidate={ptr.candidate}")
-        holder = lock.holder(p.registry_root, model)
+        holder = lock.holder(settings.registry_root, model)
         if holder:
             print(f"  release running: {holder['run_id']} (candidate {holder['candidate']}, "
                   f"since {holder['since']})")
-    try:
-        from paddle_canary.release import controller
-        live = controller.router().live_status()
-        print(f"gateway: {live['weight']} % to candidate {live.get('candidate')} "
-              f"(stable {live.get('stable')})")
-    except Exception as exc:  # noqa: BLE001 - status reports what it can
-        print(f"gateway: not running ({exc})")
+        if router is not None:
+            try:
+                live = router.live(model)
+            except UserError as exc:
+                live, note = None, str(exc)
+            else:
+                note = "no route"
+            if live is None:
+                print(f"  traffic: {note}")
+            else:
+                cand = live.candidate.version if live.candidate else "-"
+                print(f"  traffic: {live.weight} % to candidate {cand} (stable "
+                      f"{live.stable.version}), mirror {live.mirror} %"
+                      + (f", header {live.header.name}: {live.header.value}" if live.header else ""))
     try:
         from paddle_canary.airflow_rest import AirflowClient
         client = AirflowClient.from_env()
@@ -150,23 +166,33 @@ def cmd_status(args) -> int:
 
 
 def cmd_rollback(args) -> int:
-    """Weight 0 at once through the gateway; then, if a release of the model is running, the
-    same rollback its DAG would do (candidate rejected with the reason, stopped, report
-    written, model freed) and its Airflow run marked failed so no later step moves traffic."""
-    from paddle_canary.release import controller, journal, lock
-    from paddle_canary.release.stack import StackPaths
-    gw = controller.router()
-    before = gw.weight()
-    gw.set_weight(0)
-    if not gw.verify_weight(0):
-        raise UserError("the gateway did not confirm weight 0; check it with 'paddle-canary status'")
-    print(f"gateway: {before} % -> 0 % to the candidate")
-    paths = StackPaths.from_env()
-    holder = lock.holder(paths.registry_root, args.model)
+    """No user traffic to the candidate at once through the gateway; then, if a release of the
+    model is running, the same rollback its DAG would do (candidate rejected with the reason,
+    stopped, report written, model freed) and its Airflow run marked failed so no later step
+    moves traffic. Every part is attempted; what could not be done is printed."""
+    from paddle_canary.release import controller, lock
+    from paddle_canary.release import events as ev
+    from paddle_canary.release.journal import Journal
+    from paddle_canary.release.plan import ReleasePlan
+    from paddle_canary.settings import Settings
+    from paddle_canary.traffic.factory import make_router
+
+    settings = Settings.from_env()
+    status = 0
+    try:
+        router = make_router(settings)
+        live = router.route(args.model)
+        if live.candidate is not None and (live.weight or live.header or live.mirror):
+            router.apply_verified(live.replace(weight=0, header=None, mirror=0))
+        print(f"gateway: {live.weight} % -> 0 % to the candidate of {args.model}")
+    except UserError as exc:
+        print(f"warning: the gateway could not be set to 0 % ({exc})")
+        status = 1
+    holder = lock.holder(settings.registry_root, args.model)
     if not holder:
-        return 0
+        return status
     run_id = holder["run_id"]
-    plan = journal.plan_in(journal.read(journal.journal_path(paths.home, args.model, run_id)))
+    plan = ev.plan_in(Journal.of_run(settings.home, args.model, run_id).read())
     if plan is None:
         raise UserError(f"release {run_id} holds {args.model} but has no plan in its journal; "
                         f"'paddle-canary unlock {args.model}' frees it")
@@ -176,16 +202,23 @@ def cmd_rollback(args) -> int:
         print(f"Airflow run {run_id} marked failed")
     except UserError as exc:
         print(f"warning: could not mark the Airflow run failed ({exc})")
-    controller.record_failure(plan, "cli", "rolled back by hand (paddle-canary rollback)")
-    result = {**controller.rollback(plan), **controller.finish(plan, run_id=run_id)}
-    print(f"{plan['candidate']} rejected and stopped; report {result['report']}")
-    return 0
+    from paddle_canary.report.publish import finish_and_report
+    plan = ReleasePlan.from_dict(plan)
+    release = controller.open_release(plan, settings)
+    release.record_failure("cli", "rolled back by hand (paddle-canary rollback)")
+    result = release.rollback()
+    for part in result["incomplete"]:
+        print(f"warning: rollback could not finish: {part}")
+        status = 1
+    done = finish_and_report(plan, run_id, settings)
+    print(f"{plan.candidate} rejected and stopped; report {done['report']}")
+    return status
 
 
 def cmd_unlock(args) -> int:
     from paddle_canary.release import lock
-    from paddle_canary.release.stack import StackPaths
-    if lock.release(StackPaths.from_env().registry_root, args.model):
+    from paddle_canary.settings import Settings
+    if lock.release(Settings.from_env().registry_root, args.model):
         print(f"{args.model}: release lock removed")
     else:
         print(f"{args.model}: no release lock")

@@ -60,10 +60,15 @@ def run_release(stack, client, conf, answer="Approve", timeout=300):
     return run_id, driver.summary(stack.home, MODEL, run_id, run["state"])
 
 
+class Routes:
+    def __init__(self, route):
+        self.candidate_url = route.candidate.url if route.candidate else None
+        self.stable_url = route.stable.url
+
+
 def gateway(stack):
-    from paddle_canary.release import controller
-    r = controller.router()
-    return r.weight(), r.state
+    live = stack.gateway().route(MODEL)
+    return live.weight, Routes(live)
 
 
 def snapshot(root):
@@ -103,7 +108,7 @@ def test_broken_candidate_is_rolled_back_and_the_registry_says_why(stack, client
     assert "latency_p95" in [h for h in reg.history(MODEL) if h["event"] == "rejected"][-1]["reason"]
     weight, routes = gateway(stack)
     assert (weight, routes.candidate_url) == (0, None)
-    assert "bad-slow" not in [e.version for e in stack.runtime().endpoints()]
+    assert "bad-slow" not in [e.version for e in stack.runtime().endpoints(MODEL)]
 
 
 def test_good_candidate_goes_to_100_with_approvals_and_old_version_is_torn_down(stack, client):
@@ -122,7 +127,7 @@ def test_good_candidate_goes_to_100_with_approvals_and_old_version_is_torn_down(
     assert {"step_02.approve", "step_03.approve"} <= set(asked)
     reg = Registry(stack.paths.registry_root)
     assert reg.pointers(MODEL).stable == "v2"
-    assert [e.version for e in stack.runtime().endpoints()] == ["v2"]  # v1 torn down
+    assert [e.version for e in stack.runtime().endpoints(MODEL)] == ["v2"]  # v1 torn down
     weight, routes = gateway(stack)
     assert (weight, routes.candidate_url) == (0, None)
     assert client.task_instances(run_id)["teardown_old_version"] == "success"
@@ -167,4 +172,4 @@ def test_rollback_by_hand_stops_the_release_at_once(stack, client, registry_root
     assert reg.status(MODEL, "v3") == "rejected"
     assert "by hand" in [h for h in reg.history(MODEL) if h["event"] == "rejected"][-1]["reason"]
     assert client.run(run_id)["state"] == "failed"
-    assert "v3" not in [e.version for e in stack.runtime().endpoints()]
+    assert "v3" not in [e.version for e in stack.runtime().endpoints(MODEL)]

@@ -20,8 +20,9 @@ def test_list_shows_versions_pointers_and_status(capsys, root):
     code, out, _ = run(capsys, "list", "--registry", str(root))
     assert code == 0
     rows = [line.split() for line in out.splitlines()[1:]]
-    assert rows[0][:4] == [MODEL, "v1", "stable", "stable"]
-    assert rows[1][:3] == [MODEL, "v2", "registered"]
+    assert [row[:4] for row in rows] == [
+        ["digit-seven", "v1", "stable", "stable"], ["digit-seven", "v2", "registered", "0.999514"],
+        [MODEL, "v1", "stable", "stable"], [MODEL, "v2", "registered", "0.98752"]]
 
 
 def test_list_of_an_empty_root(capsys, tmp_path):
@@ -44,7 +45,7 @@ def test_show_version_prints_the_card(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["show", "nope"], "error: unknown model 'nope'; known: risk-score"),
+    (["show", "nope"], "error: unknown model 'nope'; known: digit-seven, risk-score"),
     (["show", MODEL, "v9"], "error: unknown version 'v9' of model 'risk-score'; known: v1, v2"),
     (["show", MODEL, "../v1"], "error: invalid version '../v1'"),
     (["promote", MODEL, "v9"], "error: unknown version 'v9'"),
@@ -70,7 +71,8 @@ def test_register_promote_and_candidate_commands(capsys, root, tmp_path):
     assert run(capsys, "promote", MODEL, "v3", "--registry", str(root))[1] == (
         f"{MODEL}: stable = v3, candidate = -\n")
     _, out, _ = run(capsys, "list", "--registry", str(root))
-    assert [line.split()[:4] for line in out.splitlines()[1:]] == [
+    assert [row for row in (line.split()[:4] for line in out.splitlines()[1:])
+            if row[0] == MODEL] == [
         [MODEL, "v1", "promoted", "0.988053"], [MODEL, "v2", "rejected", "0.98752"],
         [MODEL, "v3", "stable", "stable"]]
 
@@ -93,3 +95,14 @@ def test_console_script_exit_status(root):
                          text=True, env=env)
     assert bad.returncode == 2 and bad.stderr.startswith("error: invalid version 'v1/..'")
     assert "Traceback" not in bad.stderr
+
+
+def test_register_over_a_dangling_symlink_exits_2_without_a_traceback(root, tmp_path):
+    export = export_copy(root / MODEL / "v2", tmp_path / "v3", "v3")
+    (root / MODEL / "v3").symlink_to(tmp_path / "nowhere")
+    exe = os.path.join(os.path.dirname(sys.executable), "paddle-canary")
+    done = subprocess.run([exe, "registry", "register", MODEL, "v3", str(export),
+                           "--registry", str(root)], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(f"error: {root / MODEL / 'v3'} already exists (a symlink")
+    assert "Traceback" not in done.stderr

@@ -30,12 +30,13 @@ def test_env_overrides_the_default_root(monkeypatch, tmp_path):
 
 def test_committed_registry_lists_only_real_versions():
     reg = Registry(REAL_ROOT)
-    assert reg.models() == [MODEL]
-    assert reg.versions(MODEL) == ["v1", "v2"]
-    assert reg.pointers(MODEL).stable == "v1"
-    assert reg.pointers(MODEL).candidate is None
-    assert reg.status(MODEL, "v1") == "stable"
-    assert reg.status(MODEL, "v2") == "registered"
+    assert reg.models() == ["digit-seven", MODEL]
+    for model in reg.models():
+        assert reg.versions(model) == ["v1", "v2"]
+        assert reg.pointers(model).stable == "v1"
+        assert reg.pointers(model).candidate is None
+        assert reg.status(model, "v1") == "stable"
+        assert reg.status(model, "v2") == "registered"
 
 
 def test_history_records_registration_then_promotion():
@@ -111,7 +112,8 @@ def test_fixtures_registry_holds_the_broken_versions():
 
 
 def test_unknown_model_names_the_known_ones():
-    with pytest.raises(RegistryError, match=r"unknown model 'nope'; known: risk-score"):
+    with pytest.raises(RegistryError,
+                       match=r"unknown model 'nope'; known: digit-seven, risk-score"):
         Registry(REAL_ROOT).card("nope", "v1")
 
 

@@ -126,7 +126,7 @@ def test_refuses_an_export_that_does_not_load(registry, root, export, damage, ma
     ("risk-score", "", "invalid version"),
     ("risk-score", "v 3", "invalid version"),
     ("../risk-score", "v3", "invalid model name"),
-    ("other", "v3", r"unknown model 'other'; known: risk-score"),
+    ("other", "v3", r"unknown model 'other'; known: digit-seven, risk-score"),
 ])
 def test_refuses_bad_names_and_unknown_models(registry, root, export, model, version, match):
     refused(registry, root, model, version, export, match)
@@ -136,3 +136,21 @@ def test_a_version_left_half_copied_is_never_listed(registry, root, export):
     partial = root / MODEL / ".register-v3.x1"
     shutil.copytree(export, partial)
     assert registry.versions(MODEL) == ["v1", "v2"]
+
+
+def test_refuses_a_dangling_symlink_planted_as_the_version(registry, root, export, tmp_path):
+    (root / MODEL / "v3").symlink_to(tmp_path / "nowhere")
+    refused(registry, root, MODEL, "v3", export,
+            r"risk-score/v3 already exists \(a symlink to .*nowhere\); versions are immutable")
+
+
+def test_refuses_a_file_planted_as_the_version(registry, root, export):
+    (root / MODEL / "v3").write_text("not a version")
+    refused(registry, root, MODEL, "v3", export, "version 'v3' of model 'risk-score' already "
+                                                 "exists")
+
+
+
+def test_a_lock_that_cannot_be_taken_is_an_error_not_a_traceback(registry, root, export):
+    (root / MODEL / ".lock").mkdir()  # planted: the lock file's name is a directory
+    refused(registry, root, MODEL, "v3", export, r"\.lock: cannot take the lock")

@@ -27,7 +27,7 @@ def test_candidate_set_then_promoted(registry, root):
     assert last["reason"] == "all gates passed"
     assert events(registry) == [("candidate_set", "v2"), ("validated", "v2"), ("promoted", "v2")]
     assert json.loads((root / MODEL / "pointers.json").read_text()) == {
-        "stable": "v2", "candidate": None}
+        "stable": "v2", "candidate": None, "set_by": last}  # the event that set it
 
 
 def test_rejection_clears_the_candidate_and_keeps_the_reason(registry):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from paddle_canary import process
-from paddle_canary.release.stack import StackPaths
+from paddle_canary.settings import Settings
 
 
 @pytest.fixture
@@ -15,6 +15,6 @@ def closed_url() -> str:
 
 
 @pytest.fixture
-def paths(tmp_path, closed_url) -> StackPaths:
-    return StackPaths(home=tmp_path / "stack", registry_root=tmp_path / "registry",
+def paths(tmp_path, closed_url) -> Settings:
+    return Settings(home=tmp_path / "stack", registry_root=tmp_path / "registry",
                       prometheus_url=closed_url)

@@ -11,8 +11,9 @@ import pytest
 import report_journal as rj
 
 from paddle_canary import telemetry
-from paddle_canary.release import journal
-from paddle_canary.report.html import write_report
+from paddle_canary.release import events as ev
+from paddle_canary.release.journal import Journal
+from paddle_canary.report.html import report_from_journal
 
 judge_mod = pytest.importorskip("paddle_canary.analysis.judge")
 counts_mod = pytest.importorskip("paddle_canary.analysis.counts")
@@ -38,26 +39,26 @@ def _window(version: str, start: float, end: float, rows: int, latency_s: float,
 def test_report_of_a_release_judged_by_the_real_judge(paths):
     cfg = config_mod.GateConfig.from_dict(rj.GATES)
     plan = rj.plan("judged-run")
-    jpath = journal.journal_path(paths.home, rj.MODEL, plan["run_id"])
-    journal.append(jpath, "plan", plan=plan)
-    journal.append(jpath, "weight", weight=5)
-    since = journal.read(jpath)[-1]["ts"]
+    journal = Journal.of_run(paths.home, rj.MODEL, plan["run_id"])
+    journal.append(ev.PlanRecorded(plan=plan))
+    since = journal.append(ev.WeightSet(weight=5, step=1)).ts
     first_fail = None
     for k, cand_rows in enumerate((40, 150, 400), 1):
         verdict = judge_mod.judge(
             _window(rj.STABLE, since, since + k, cand_rows * 19, 0.009, (2, 5), k),
             _window(rj.CANDIDATE, since, since + k, cand_rows, 0.14, (2, 5), 100 + k), cfg)
-        rec = journal.append(jpath, "look", verdict=verdict.to_dict())
+        rec = journal.append(ev.Look(verdict=verdict.to_dict(), step=1, weight=5))
         if verdict.status == "fail" and first_fail is None:
-            first_fail = rec["ts"]
+            first_fail = rec.ts
     assert first_fail is not None, "the slow candidate should fail latency"
-    journal.append(jpath, "cut", weight=0, reason="latency")
-    journal.append(jpath, "verdict", task="step_01.analyze", verdict=verdict.to_dict())
-    journal.append(jpath, "failure", task="step_01.analyze", reason=verdict.reason)
-    journal.append(jpath, "rolled_back", reason=verdict.reason)
-    events = journal.read(jpath)
+    journal.append(ev.Cut(reason="latency"))
+    journal.append(ev.StepVerdict(task="step_01.analyze", verdict=verdict.to_dict(), step=1,
+                                  weight=5))
+    journal.append(ev.Failure(task="step_01.analyze", reason=verdict.reason))
+    journal.append(ev.RolledBack(reason=verdict.reason))
+    events = journal.records()
 
-    html_path = write_report(plan, events, paths)
+    html_path = report_from_journal(events, paths)
 
     page = html_path.read_text()
     summary = json.loads(html_path.with_suffix(".json").read_text())

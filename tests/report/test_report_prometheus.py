@@ -20,7 +20,7 @@ import pytest
 import report_journal as rj
 
 from paddle_canary import process, telemetry
-from paddle_canary.release.stack import StackPaths
+from paddle_canary.settings import Settings
 from paddle_canary.report.html import write_report
 from paddle_canary.serving.metrics import ServingMetrics
 
@@ -109,7 +109,7 @@ def test_per_version_charts_come_from_prometheus(tmp_path, scraped):
     events = [{"ts": start - 1, "event": "plan", "plan": plan},
               {"ts": start, "event": "weight", "weight": 50},
               {"ts": end, "event": "finished", "outcome": "unfinished"}]
-    paths = StackPaths(home=tmp_path / "stack", registry_root=tmp_path, prometheus_url=url)
+    paths = Settings(home=tmp_path / "stack", registry_root=tmp_path, prometheus_url=url)
 
     html_path = write_report(plan, events, paths)
 

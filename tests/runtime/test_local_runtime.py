@@ -29,7 +29,7 @@ def test_deploy_is_idempotent_and_another_process_can_stop_it(tmp_path, registry
 
         state = json.loads((tmp_path / "endpoints.json").read_text())
         assert state[f"{MODEL}/v1"]["pid"] == ep.pid and state[f"{MODEL}/v1"]["port"] == ep.port
-        assert (tmp_path / "logs" / f"{MODEL}-v1.log").is_file()
+        assert (tmp_path / "logs" / f"{MODEL}--v1.log").is_file()
 
         other = LocalRuntime(tmp_path, registry_root=registry_root)  # e.g. an Airflow task
         assert other.endpoints() == [ep]
@@ -96,7 +96,7 @@ def test_a_port_taken_before_the_child_binds_it_is_retried(tmp_path, registry_ro
     try:
         ep = rt.deploy(MODEL, "v1")
         assert ep.port != taken.getsockname()[1] and rt.health(MODEL, "v1")
-        log = (tmp_path / "logs" / f"{MODEL}-v1.log").read_text().lower()
+        log = (tmp_path / "logs" / f"{MODEL}--v1.log").read_text().lower()
         assert "address already in use" in log
     finally:
         taken.close()

@@ -203,7 +203,7 @@ def test_log_lines_are_json_with_model_version_request_id(client, runtime, rows)
     client.post("/predict", json={"user_id": "u", "features": [1]},
                 headers={"X-Request-ID": "log-check-2"})
     client.get("/health")  # flushes: lines are written once per event-loop iteration
-    log = runtime.workdir / "logs" / f"{MODEL}-v1.log"
+    log = runtime.workdir / "logs" / f"{MODEL}--v1.log"
     lines = [json.loads(ln) for ln in log.read_text().splitlines()]  # every line is JSON
     assert lines
     assert all(ln["model"] == MODEL and ln["version"] == "v1" and "request_id" in ln

@@ -7,6 +7,7 @@ from traffic_helpers import MODEL, STABLE, CANDIDATE, Serving
 
 from paddle_canary import process
 from paddle_canary.registry import Registry, default_root
+from paddle_canary.traffic.base import Backend, ModelRoute
 from paddle_canary.traffic.nginx import NginxRouter
 
 
@@ -44,17 +45,25 @@ def serve(tmp_path):
         s.stop()
 
 
+def route(stable_url: str, candidate_url: str | None = None, weight: int = 0,
+          model: str = MODEL, **kwargs) -> ModelRoute:
+    """risk-score's route: v1 stable at ``stable_url``, v2 candidate at ``candidate_url``."""
+    return ModelRoute(model, stable=Backend(STABLE, stable_url),
+                      candidate=Backend(CANDIDATE, candidate_url) if candidate_url else None,
+                      weight=weight, **kwargs)
+
+
 @pytest.fixture
 def gateway_factory(tmp_path):
-    """``gateway_factory(stable_url, candidate_url, weight)`` -> a started NginxRouter."""
+    """``gateway_factory(stable_url, candidate_url, weight)`` -> a started NginxRouter routing
+    risk-score (the default model: /predict) that way."""
     routers = []
 
     def start(stable_url: str, candidate_url: str | None = None, weight: int = 0,
               **kwargs) -> NginxRouter:
-        router = NginxRouter(tmp_path / f"gateway{len(routers)}", process.free_port(),
-                             stable_url, candidate_url, **kwargs)
+        router = NginxRouter(tmp_path / f"gateway{len(routers)}", process.free_port(), **kwargs)
         routers.append(router)
-        return router.start(weight=weight)
+        return router.start([route(stable_url, candidate_url, weight)])
 
     yield start
     for r in routers:

@@ -1,67 +1,77 @@
 """The Istio objects paddle-canary renders, checked without a cluster.
 
 No Kubernetes API server and no Envoy can run here. So: routes are checked by evaluating the
-generated match rules in Python over every bucket and every weight; the objects are checked
-against schemas (Istio: a hand-written subset of Istio's CRD schemas in istio_fixtures/, with
-its source named inside; Deployment/Service: kubernetes-validate's Kubernetes 1.37 schemas);
-the Lua bucket filter is run under LuaJIT (Envoy's Lua runtime) with a stand-in request handle
-and compared with ``traffic.buckets.bucket``, which the nginx router is tested against.
+generated match rules in Python over every bucket and every weight, as Envoy evaluates them;
+the objects are checked against Istio's own CRD schemas (Istio 1.30.3, vendored in
+istio_fixtures/istio-crds.json) with the API server's structural-schema semantics, so a field
+the server would silently prune is an error here (tests/fakes/istio_schema.py); the Lua bucket
+filter is run under LuaJIT (Envoy's Lua runtime) with a stand-in request handle and compared
+with ``traffic.buckets.bucket``, which the nginx router is tested against.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.util
-import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
-import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from fakes import istio_schema
 
 from paddle_canary.traffic import istio_objects as objects
-from paddle_canary.traffic.base import InvalidWeight
+from paddle_canary.traffic.base import Backend, HeaderRoute, InvalidWeight, ModelRoute
 from paddle_canary.traffic.buckets import PART_SPAN, bucket, murmur_hash2
 from paddle_canary.traffic.istio import bucket_header
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = Path(__file__).resolve().parent / "istio_fixtures"
-SCHEMA = json.loads((FIXTURES / "istio-networking-subset.schema.json").read_text())
 K8S_VERSION = "1.37.0"
 
 MODEL, NS = "risk-score", "ml"
-HOST = objects.default_host(MODEL, NS)
+HOST = f"{MODEL}-serving.{NS}.svc.cluster.local"
 BUCKET_STRINGS = [str(b) for b in range(100)]
 # Header values that are not buckets: they must never reach the candidate.
 NOT_BUCKETS = ["", "00", "07", "-1", "+1", "100", "999", " 5", "5 ", "5\n", "a", "1a", "١"]
 
 
-VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
-
-
 def istio_valid(obj: dict) -> None:
-    VALIDATOR.validate(obj)
+    errors = istio_schema.istio_errors(obj)
+    assert errors == [], errors
+
+
+def route(weight=0, mirror=0, header=None, candidate="v2", stable="v1") -> ModelRoute:
+    return ModelRoute(MODEL, Backend(stable), Backend(candidate) if candidate else None,
+                      weight=weight, mirror=mirror, header=header)
 
 
 def route_for(http: list[dict], headers: dict[str, str]) -> dict:
-    """First matching route, as Envoy evaluates an ordered route list (header regexes are
-    RE2 ``safe_regex``, which must match the whole value: ``re.fullmatch``)."""
-    for route in http:
-        matches = route.get("match")
+    """First matching route, as Envoy evaluates an ordered route list (header matches:
+    ``exact``, or an RE2 ``safe_regex`` that must match the whole value: ``re.fullmatch``)."""
+    for r in http:
+        matches = r.get("match")
         if not matches:
-            return route
+            return r
         for m in matches:
             ok = True
             for name, sm in m.get("headers", {}).items():
                 value = headers.get(name)
-                if value is None or not re.fullmatch(sm["regex"], value):
+                if value is None:
+                    ok = False
+                elif "exact" in sm:
+                    ok = ok and value == sm["exact"]
+                elif not re.fullmatch(sm["regex"], value):
                     ok = False
             if ok:
-                return route
+                return r
     raise AssertionError("no route matched")
+
+
+def destination(r: dict) -> str:
+    return r["route"][0]["destination"]["subset"] if len(r["route"]) == 1 else "split"
 
 
 # ---------------------------------------------------------------- bucket regexes
@@ -114,55 +124,88 @@ def test_sticky_routes_send_bucket_below_weight_to_candidate_at_every_weight():
     for w in range(101):
         http = objects.http_routes(MODEL, HOST, "v1", "v2", w)
         for b in range(100):
-            route = route_for(http, {objects.BUCKET_HEADER: str(b)})
+            r = route_for(http, {objects.BUCKET_HEADER: str(b)})
             want = "v2" if b < w else "v1"
-            assert route["route"] == [{"destination": {"host": HOST, "subset": want},
-                                       "weight": 100}], (w, b)
-            assert route["name"] == f"{MODEL}-{'candidate' if b < w else 'stable'}"
+            assert r["route"] == [{"destination": {"host": HOST, "subset": want},
+                                   "weight": 100}], (w, b)
+            assert r["name"] == f"{MODEL}-{'candidate' if b < w else 'stable'}"
         for junk in NOT_BUCKETS:
-            route = route_for(http, {objects.BUCKET_HEADER: junk})
-            assert route["name"] == f"{MODEL}-no-bucket", (w, junk)
+            assert route_for(http, {objects.BUCKET_HEADER: junk})["name"] == \
+                f"{MODEL}-no-bucket", (w, junk)
         no_header = route_for(http, {})
         assert no_header["name"] == f"{MODEL}-no-bucket"
-        assert no_header["route"][0]["destination"]["subset"] == "v1"
-        # Every route's weights sum to 100.
+        assert destination(no_header) == "v1"
         assert all(sum(d["weight"] for d in r["route"]) == 100 for r in http)
-
-
-@pytest.mark.parametrize("w", [0, 5, 15, 100])
-def test_sticky_routes_at_step_weights(w):
-    http = objects.http_routes(MODEL, HOST, "v1", "v2", w)
-    names = [r["name"] for r in http]
-    assert names == ([] if w == 0 else [f"{MODEL}-candidate"]) + [
-        f"{MODEL}-stable", f"{MODEL}-no-bucket"]
-    candidates = {b for b in range(100)
-                  if route_for(http, {"x-canary-bucket": str(b)})["route"][0]["destination"]
-                  ["subset"] == "v2"}
-    assert candidates == set(range(w))
 
 
 def test_sticky_is_monotone_users_never_leave_the_canary_as_weight_grows():
     previous: set[int] = set()
     for w in range(101):
         http = objects.http_routes(MODEL, HOST, "v1", "v2", w)
-        now = {b for b in range(100) if route_for(http, {"x-canary-bucket": str(b)})["name"]
-               .endswith("candidate")}
-        assert previous <= now
+        now = {b for b in range(100)
+               if destination(route_for(http, {"x-canary-bucket": str(b)})) == "v2"}
+        assert previous <= now and len(now) == w
         previous = now
 
 
 def test_weighted_routes_sum_to_100_at_every_weight():
     for w in range(101):
-        (route,) = objects.http_routes(MODEL, HOST, "v1", "v2", w, sticky=False)
-        assert [d["weight"] for d in route["route"]] == [100 - w, w]
-        assert [d["destination"]["subset"] for d in route["route"]] == ["v1", "v2"]
-        assert "match" not in route
+        (r,) = objects.http_routes(MODEL, HOST, "v1", "v2", w, sticky=False)
+        assert [d["weight"] for d in r["route"]] == [100 - w, w]
+        assert [d["destination"]["subset"] for d in r["route"]] == ["v1", "v2"]
+        assert "match" not in r
+
+
+@pytest.mark.parametrize("sticky", [True, False])
+def test_header_route_goes_first_and_sends_to_candidate_at_any_weight(sticky):
+    header = HeaderRoute("X-Canary", "always")
+    for w in (0, 5, 100):
+        http = objects.http_routes(MODEL, HOST, "v1", "v2", w, header=header, sticky=sticky)
+        assert http[0]["name"] == f"{MODEL}-header"
+        assert http[0]["match"] == [{"headers": {"x-canary": {"exact": "always"}}}]
+        # Bucket 99 would go to stable below 100 %: the header wins over the bucket.
+        assert destination(route_for(http, {"x-canary": "always",
+                                            "x-canary-bucket": "99"})) == "v2"
+        assert route_for(http, {"x-canary": "Always"})["name"] != f"{MODEL}-header"
+        assert route_for(http, {"x-canary": "always-not"})["name"] != f"{MODEL}-header"
+
+
+def test_mirror_rides_on_every_route_to_stable_only():
+    http = objects.http_routes(MODEL, HOST, "v1", "v2", 15, mirror=10)
+    for r in http:
+        if destination(r) == "v1":
+            assert r["mirror"] == {"host": HOST, "subset": "v2"}
+            assert r["mirrorPercentage"] == {"value": 10.0}
+        else:
+            assert "mirror" not in r and "mirrorPercentage" not in r
+    # Weight 0 with a mirror: the shadow phase, nobody routed to the candidate.
+    shadow = objects.http_routes(MODEL, HOST, "v1", "v2", 0, mirror=100)
+    assert {destination(r) for r in shadow} == {"v1"}
+    assert all(r["mirrorPercentage"] == {"value": 100.0} for r in shadow)
+
+
+def test_weighted_mode_mirrors_only_at_weight_zero():
+    (r,) = objects.http_routes(MODEL, HOST, "v1", "v2", 0, mirror=20, sticky=False)
+    assert r["mirror"]["subset"] == "v2" and r["mirrorPercentage"] == {"value": 20.0}
+    with pytest.raises(objects.IstioObjectError, match="needs weight 0 or the sticky mode"):
+        objects.http_routes(MODEL, HOST, "v1", "v2", 5, mirror=20, sticky=False)
+
+
+def test_without_candidate_one_route_to_stable():
+    for sticky in (True, False):
+        assert objects.http_routes(MODEL, HOST, "v1", None, sticky=sticky) == [
+            {"name": f"{MODEL}-stable", "route": [{"destination": {"host": HOST, "subset": "v1"},
+                                                   "weight": 100}]}]
+    dr, vs = objects.render(route(candidate=None), NS)
+    assert [s["name"] for s in dr["spec"]["subsets"]] == ["v1"]
 
 
 @pytest.mark.parametrize("bad", [-1, 101, 5.0, "5", True, None])
 def test_bad_weights_are_refused(bad):
     with pytest.raises(InvalidWeight):
         objects.http_routes(MODEL, HOST, "v1", "v2", bad)
+    with pytest.raises(InvalidWeight):
+        objects.http_routes(MODEL, HOST, "v1", "v2", 0, mirror=bad)
 
 
 def test_bad_arguments_are_refused():
@@ -173,146 +216,197 @@ def test_bad_arguments_are_refused():
     with pytest.raises(objects.IstioObjectError, match="host"):
         objects.http_routes(MODEL, "*", "v1", "v2", 5)
     with pytest.raises(objects.IstioObjectError, match="DNS-1123"):
-        objects.virtual_service("Risk_Score", NS, HOST, "v1", "v2", 5)
+        objects.render(ModelRoute("Risk_Score", Backend("v1")), NS)
+    with pytest.raises(objects.IstioObjectError, match="has a URL"):
+        objects.render(ModelRoute(MODEL, Backend("v1", "http://127.0.0.1:8001")), NS)
 
 
-# ---------------------------------------------------------------- reading weights back
+# ---------------------------------------------------------------- reading routes back
+
+READ_BACK = [route(w, m, h) for w in (0, 1, 15, 100) for m in (0, 10)
+             for h in (None, HeaderRoute("X-Canary", "yes"))] + [
+    route(candidate=None), route(0, 0, None, candidate="2024.06.01_b", stable="V1")]
+
 
 @pytest.mark.parametrize("sticky", [True, False])
-def test_live_weight_reads_back_every_weight(sticky):
-    for w in range(101):
-        vs = objects.virtual_service(MODEL, NS, HOST, "v1", "v2", w, sticky=sticky)
+def test_read_route_round_trips_every_shape(sticky):
+    for r in READ_BACK:
+        if not sticky and r.mirror and r.weight:
+            continue
+        dr, vs = objects.render(r, NS, sticky=sticky)
         vs["metadata"]["resourceVersion"] = "42"  # what the API server adds does not matter
-        assert objects.live_weight(vs, MODEL, HOST, "v1", "v2", sticky=sticky) == w
+        assert objects.read_route(vs, dr, MODEL, HOST, sticky=sticky) == r, r
 
 
-def test_live_weight_refuses_to_guess():
-    vs = objects.virtual_service(MODEL, NS, HOST, "v1", "v2", 15)
-    read = lambda obj, **kw: objects.live_weight(obj, MODEL, HOST, "v1", "v2", **kw)  # noqa: E731
+def test_read_route_refuses_to_guess():
+    dr, vs = objects.render(route(15, 10), NS)
+    read = lambda v, d=dr, **kw: objects.read_route(v, d, MODEL, HOST, **kw)  # noqa: E731
 
-    foreign = json.loads(json.dumps(vs))
+    foreign = copy.deepcopy(vs)
     del foreign["metadata"]["labels"][objects.MANAGED_BY_LABEL]
     with pytest.raises(objects.IstioObjectError, match="not labelled"):
         read(foreign)
-
-    hand_regex = json.loads(json.dumps(vs))
+    hand_regex = copy.deepcopy(vs)
     hand_regex["spec"]["http"][0]["match"][0]["headers"]["x-canary-bucket"]["regex"] = "^1[0-4]$"
     with pytest.raises(objects.IstioObjectError, match="not in the sticky shape"):
         read(hand_regex)
-
-    extra_route = json.loads(json.dumps(vs))
+    extra_route = copy.deepcopy(vs)
     extra_route["spec"]["http"].insert(2, {"name": "debug", "route": [
         {"destination": {"host": HOST, "subset": "v2"}, "weight": 100}]})
     with pytest.raises(objects.IstioObjectError, match="edited by hand"):
         read(extra_route)
-
-    with pytest.raises(objects.IstioObjectError, match="edited by hand or written for other"):
-        objects.live_weight(vs, MODEL, HOST, "v1", "v3")
+    half_mirrored = copy.deepcopy(vs)
+    del half_mirrored["spec"]["http"][2]["mirror"]  # no-bucket route no longer mirrored
+    with pytest.raises(objects.IstioObjectError, match="edited by hand"):
+        read(half_mirrored)
+    odd_share = copy.deepcopy(vs)
+    for r in odd_share["spec"]["http"][1:]:
+        r["mirrorPercentage"]["value"] = 12.5
+    with pytest.raises(objects.IstioObjectError, match="whole percentage"):
+        read(odd_share)
     with pytest.raises(objects.IstioObjectError, match="weighted shape"):
         read(vs, sticky=False)
-    weighted = objects.virtual_service(MODEL, NS, HOST, "v1", "v2", 15, sticky=False)
+    _, weighted = objects.render(route(15), NS, sticky=False)
     with pytest.raises(objects.IstioObjectError):
-        read(weighted, sticky=True)
-    odd_weights = json.loads(json.dumps(weighted))
-    odd_weights["spec"]["http"][0]["route"][0]["weight"] = 80  # sums to 95
-    with pytest.raises(objects.IstioObjectError, match="edited by hand"):
-        read(odd_weights, sticky=False)
+        read(weighted)
+    missing_subset = copy.deepcopy(dr)
+    missing_subset["spec"]["subsets"] = missing_subset["spec"]["subsets"][:1]
+    with pytest.raises(objects.IstioObjectError, match="does not define"):
+        read(vs, missing_subset)
+    at_zero_dr, at_zero = objects.render(route(0), NS)
+    three = copy.deepcopy(at_zero_dr)
+    three["spec"]["subsets"] += objects.subsets(MODEL, ["v3"])
+    with pytest.raises(objects.IstioObjectError, match="do not say which one"):
+        read(at_zero, three)
 
 
-# ---------------------------------------------------------------- schemas
+def test_header_name_reads_back_as_given_only_when_it_matches():
+    dr, vs = objects.render(route(5, header=HeaderRoute("X-Canary", "yes")), NS)
+    assert vs["metadata"]["annotations"] == {objects.HEADER_NAME_ANNOTATION: "X-Canary"}
+    assert objects.read_route(vs, dr, MODEL, HOST).header == HeaderRoute("X-Canary", "yes")
+    vs["metadata"]["annotations"][objects.HEADER_NAME_ANNOTATION] = "X-Other"
+    assert objects.read_route(vs, dr, MODEL, HOST).header == HeaderRoute("x-canary", "yes")
 
-@pytest.mark.parametrize("w", [0, 5, 15, 100])
+
+# ---------------------------------------------------------------- Istio's own schemas
+
+def test_schemas_are_istios_own():
+    vendored = istio_schema.vendored()
+    assert vendored["istio_version"] == "1.30.3"
+    assert vendored["source"] == "istio/istio manifests/charts/base/files/crd-all.gen.yaml"
+    assert {k: v["apiVersion"] for k, v in vendored["kinds"].items()} == {
+        "VirtualService": "networking.istio.io/v1", "DestinationRule": "networking.istio.io/v1",
+        "EnvoyFilter": "networking.istio.io/v1alpha3"}
+    http = istio_schema.kind_schema("VirtualService")["properties"]["spec"]["properties"][
+        "http"]["items"]["properties"]
+    assert http["mirrorPercentage"] == {"properties": {"value": {"format": "double",
+                                                                 "type": "number"}},
+                                        "type": "object"}
+
+
 @pytest.mark.parametrize("sticky", [True, False])
-def test_virtual_service_passes_istio_schema(w, sticky):
-    istio_valid(objects.virtual_service(MODEL, NS, HOST, "v1", "v2", w, sticky=sticky))
-    istio_valid(objects.virtual_service(MODEL, NS, HOST, "v1", "v2", w, sticky=sticky,
-                                        gateways=["istio-system/public", "mesh"],
-                                        hosts=["risk.example.com"]))
+def test_every_route_shape_passes_istios_schemas(sticky):
+    for r in READ_BACK:
+        if not sticky and r.mirror and r.weight:
+            continue
+        for obj in objects.render(r, NS, sticky=sticky, gateways=["istio-system/public", "mesh"],
+                                  hosts=["risk.example.com"]):
+            istio_valid(obj)
 
 
-def test_destination_rule_and_envoy_filter_pass_istio_schema():
-    istio_valid(objects.destination_rule(MODEL, NS, HOST, {"v1": "v1", "v2-1c2f3a4b": "v2.1"}))
+def test_envoy_filters_pass_istios_schema():
     istio_valid(objects.envoy_filter())
     istio_valid(objects.envoy_filter("shop", {"app": "web"}, context="SIDECAR_OUTBOUND"))
 
 
-def test_istio_schema_catches_mistakes():
-    """The subset schema is only worth having if it rejects what the API server would."""
-    vs = objects.virtual_service(MODEL, NS, HOST, "v1", "v2", 15)
-    broken = []
-    b = json.loads(json.dumps(vs))
-    b["spec"]["http"][0]["route"][0]["destination"]["subSet"] = "v2"  # misspelt field
-    broken.append(b)
-    b = json.loads(json.dumps(vs))
-    b["spec"]["http"][0]["match"][0]["headers"]["x-canary-bucket"]["exact"] = "1"  # two kinds
-    broken.append(b)
-    b = json.loads(json.dumps(vs))
-    b["spec"]["http"][0]["route"][0]["weight"] = -5  # webhook: weight < 0
-    broken.append(b)
-    b = json.loads(json.dumps(vs))
-    b["spec"]["http"][0]["route"][0]["destination"]["subset"] = "V2.0"  # not a DNS label
-    broken.append(b)
-    b = json.loads(json.dumps(vs))
-    b["spec"]["http"][0]["match"][0]["headers"] = {"X-Canary-Bucket": {"regex": "^0$"}}
-    broken.append(b)
-    b = objects.virtual_service(MODEL, NS, HOST, "v1", "v2", 0, sticky=False)
-    b["spec"]["http"][0]["route"][0]["weight"] = 0  # two destinations totalling 0
-    broken.append(b)
-    b = json.loads(json.dumps(vs))
-    b["apiVersion"] = "networking.istio.io/v1beta2"
-    broken.append(b)
-    dr = objects.destination_rule(MODEL, NS, HOST, {"v1": "v1"})
-    del dr["spec"]["host"]
-    broken.append(dr)
-    for obj in broken:
-        with pytest.raises(jsonschema.ValidationError):
-            istio_valid(obj)
+def _mutated(obj: dict, path: str, change) -> dict:
+    out = copy.deepcopy(obj)
+    *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
+    target = out
+    for p in parents:
+        target = target[p]
+    change(target, last)
+    return out
 
 
-@pytest.mark.parametrize("version", ["v1", "2024.06.01_a", "V2"])
-def test_deployment_and_service_pass_kubernetes_schemas(version):
-    dep = objects.serving_deployment(MODEL, version, NS, f"reg.example/{MODEL}-serving:{version}")
-    kubernetes_validate.validate(dep, K8S_VERSION, strict=True)
-    kubernetes_validate.validate(objects.serving_service(MODEL, NS), K8S_VERSION, strict=True)
-    c = dep["spec"]["template"]["spec"]["containers"][0]
-    assert c["resources"]["limits"] == {"nvidia.com/gpu": "1"}
-    assert c["readinessProbe"]["httpGet"]["path"] == "/deep_health"
-    annotations = dep["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/port"] == str(objects.SERVING_PORT)
-    # The DestinationRule subset for this version selects exactly these pods.
-    dr = objects.destination_rule(MODEL, NS, HOST, {objects.subset_name(version):
-                                                    objects.version_label(version)})
-    assert dr["spec"]["subsets"][0]["labels"] == dep["spec"]["template"]["metadata"]["labels"]
-    assert dep["spec"]["selector"]["matchLabels"] == dep["spec"]["template"]["metadata"]["labels"]
+def _rename(new):
+    return lambda parent, key: parent.__setitem__(new, parent.pop(key))
 
 
-def test_kubernetes_schema_catches_mistakes():
-    dep = objects.serving_deployment(MODEL, "v1", NS, "img:v1")
-    dep["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}  # misspelt
-    with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(dep, K8S_VERSION, strict=True)
+def _set(value):
+    return lambda parent, key: parent.__setitem__(key, value)
 
 
-def test_cpu_only_deployment_has_no_gpu_limit():
-    dep = objects.serving_deployment(MODEL, "v1", NS, "img:v1", gpus=0)
-    kubernetes_validate.validate(dep, K8S_VERSION, strict=True)
-    assert "resources" not in dep["spec"]["template"]["spec"]["containers"][0]
+_, VS = objects.render(route(15, 10, HeaderRoute("x-canary", "yes")), NS)
+DR, _ = objects.render(route(15), NS)
+EF = objects.envoy_filter()
+PRUNED = [  # typos the API server would silently drop (default fieldValidation)
+    ("mirrorPercentage.value misspelt", VS, "spec.http.2.mirrorPercentage.value",
+     _rename("valu")),
+    ("mirrorPercentage in snake case", VS, "spec.http.2.mirrorPercentage",
+     _rename("mirror_percentage")),
+    ("subset misspelt", VS, "spec.http.1.route.0.destination.subset", _rename("subSet")),
+    ("weight misspelt", VS, "spec.http.1.route.0.weight", _rename("wieght")),
+    ("match misspelt", VS, "spec.http.0.match", _rename("matches")),
+    ("subset labels misspelt", DR, "spec.subsets.0.labels", _rename("label")),
+    ("EnvoyFilter configPatches in snake case", EF, "spec.configPatches",
+     _rename("config_patches")),
+    ("EnvoyFilter applyTo in snake case", EF, "spec.configPatches.0.applyTo",
+     _rename("apply_to")),
+    ("EnvoyFilter workloadSelector in snake case", EF, "spec.workloadSelector",
+     _rename("workload_selector")),
+    ("EnvoyFilter filterChain in snake case", EF, "spec.configPatches.0.match.listener.filterChain",
+     _rename("filter_chain")),
+    ("EnvoyFilter subFilter in snake case",
+     EF, "spec.configPatches.0.match.listener.filterChain.filter.subFilter",
+     _rename("sub_filter")),
+]
+INVALID = [  # refused outright by the schema or istiod's webhook (422)
+    ("two string match kinds", VS, "spec.http.1.match.0.headers.x-canary-bucket.exact", _set("1")),
+    ("weight below zero", VS, "spec.http.1.route.0.weight", _set(-5)),
+    ("weight not a number", VS, "spec.http.1.route.0.weight", _set("5")),
+    ("mirror share above 100", VS, "spec.http.2.mirrorPercentage.value", _set(150.0)),
+    ("mirror share as a string", VS, "spec.http.2.mirrorPercentage.value", _set("10")),
+    ("mirrorPercentage as a bare number", VS, "spec.http.2.mirrorPercentage", _set(10)),
+    ("subset not a DNS label", VS, "spec.http.1.route.0.destination.subset", _set("V2.0")),
+    ("destination without host", VS, "spec.http.1.route.0.destination.host",
+     lambda parent, key: parent.pop(key)),
+    ("DestinationRule without host", DR, "spec.host", lambda parent, key: parent.pop(key)),
+    ("EnvoyFilter unknown operation", EF, "spec.configPatches.0.patch.operation",
+     _set("INSERT_BEFOR")),
+    ("EnvoyFilter unknown context", EF, "spec.configPatches.0.match.context", _set("GATEWAYS")),
+    ("other apiVersion", VS, "apiVersion", _set("networking.istio.io/v1beta2")),
+]
 
 
-# ---------------------------------------------------------------- names
+@pytest.mark.parametrize("what,obj,path,change", PRUNED, ids=[p[0] for p in PRUNED])
+def test_fields_the_api_server_would_prune_are_caught(what, obj, path, change):
+    istio_valid(obj)
+    broken = _mutated(obj, path, change)
+    assert istio_schema.unknown_fields(broken), what
+    assert istio_schema.istio_errors(broken), what
+    # What a lenient API server would store instead: the field silently gone.
+    assert istio_schema.prune(broken) != broken
 
-def test_subset_names_are_dns_labels_and_distinct():
-    assert objects.subset_name("v2") == "v2"
-    odd = ["V1.2", "v1.2", "v1_2", "2024.06.01"]
-    names = [objects.subset_name(v) for v in odd] + ["v1-2"]
-    assert len(set(names)) == len(names)
-    for n in names:
-        objects.check_dns_label(n, "subset")
-    assert objects.subset_name("V1.2") == objects.subset_name("V1.2")  # stable across calls
-    for bad in ["v1.", "-v1", "x" * 64, "", None]:
-        with pytest.raises(objects.IstioObjectError):
-            objects.version_label(bad)
+
+def test_a_pruned_mirror_share_would_mirror_everything():
+    """Why a typo in mirrorPercentage matters: without it Istio mirrors 100 %."""
+    broken = _mutated(VS, "spec.http.2.mirrorPercentage", _rename("mirror_percentage"))
+    stored = istio_schema.prune(broken)["spec"]["http"][2]
+    assert "mirror" in stored and "mirrorPercentage" not in stored
+
+
+@pytest.mark.parametrize("what,obj,path,change", INVALID, ids=[p[0] for p in INVALID])
+def test_invalid_values_are_refused(what, obj, path, change):
+    broken = _mutated(obj, path, change)
+    assert istio_schema.istio_errors(broken), what
+
+
+def test_weighted_split_totalling_zero_is_refused_by_the_webhook():
+    _, vs = objects.render(route(0), NS, sticky=False)
+    broken = _mutated(vs, "spec.http.0.route.0.weight", _set(0))
+    assert istio_schema.schema_errors(broken) == []
+    assert istio_schema.webhook_errors(broken) == ["http[0]: total destination weight = 0"]
 
 
 # ---------------------------------------------------------------- checked-in YAML

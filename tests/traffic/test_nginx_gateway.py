@@ -18,7 +18,7 @@ from paddle_canary.loadgen import run_load
 from paddle_canary.traffic.buckets import routes_to_candidate
 from paddle_canary.traffic.nginx import NginxRouter, read_access_log, wait_for_log
 
-from traffic_helpers import CANDIDATE, PADDLE_CANARY, STABLE, predict
+from traffic_helpers import CANDIDATE, MODEL, PADDLE_CANARY, STABLE, predict
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ def gateway(serving_pair, gateway_factory):
 
 
 def test_each_user_gets_the_version_nginx_is_predicted_to_give(gateway, reference_rows):
-    gateway.set_weight(15)
+    gateway.set_weight(MODEL, 15)
     conn = http.client.HTTPConnection("127.0.0.1", gateway.state.port, timeout=10)
     users = [f"user-{i:06d}" for i in range(1, 601)]
     seen = {}
@@ -40,13 +40,13 @@ def test_each_user_gets_the_version_nginx_is_predicted_to_give(gateway, referenc
         assert version == body["model_version"]
         seen[user] = version
     conn.close()
-    expected = {u: CANDIDATE if routes_to_candidate(u, 15) else STABLE for u in users}
+    expected = {u: CANDIDATE if routes_to_candidate(u, 15, MODEL) else STABLE for u in users}
     assert seen == expected
     assert 40 < sum(v == CANDIDATE for v in seen.values()) < 140
 
 
 def test_requests_without_user_id_go_to_stable_and_are_counted(gateway, reference_rows):
-    gateway.set_weight(100)
+    gateway.set_weight(MODEL, 100)
     for i in range(20):
         status, version, _ = predict(gateway.url, None, reference_rows[i])
         assert (status, version) == (200, STABLE)
@@ -58,14 +58,14 @@ def test_requests_without_user_id_go_to_stable_and_are_counted(gateway, referenc
 
 
 def test_access_log_is_json_with_version_bucket_and_route(gateway, reference_rows):
-    gateway.set_weight(50)
+    gateway.set_weight(MODEL, 50)
     for i in range(30):
         predict(gateway.url, f"user-{i:06d}", reference_rows[i])
     predict(gateway.url, None, reference_rows[0])
     entries = wait_for_log(gateway.access_log, 31)
     for entry in entries[:30]:
         assert entry["version"] in (STABLE, CANDIDATE)
-        assert entry["route"] == ("candidate" if routes_to_candidate(entry["user_id"], 50)
+        assert entry["route"] == ("candidate" if routes_to_candidate(entry["user_id"], 50, MODEL)
                                   else "stable")
         assert entry["version"] == (CANDIDATE if entry["route"] == "candidate" else STABLE)
         assert 0 <= entry["bucket"] <= 99 and entry["status"] == 200
@@ -86,8 +86,8 @@ def test_weight_sweep_under_load_from_another_process_loses_no_request(gateway, 
         wait_for_log(gateway.access_log, 50, timeout=30)
         weights = [0, 5] + list(range(15, 100, 10)) + [100, 0]
         for weight in weights:
-            gateway.set_weight(weight)
-            assert gateway.verify_weight(weight)
+            gateway.set_weight(MODEL, weight)
+            assert gateway.verify_weight(MODEL, weight)
             seen = len(read_access_log(gateway.access_log))
             wait_for_log(gateway.access_log, seen + 20, timeout=10)  # traffic at each weight
     finally:
@@ -105,7 +105,7 @@ def test_weight_sweep_under_load_from_another_process_loses_no_request(gateway, 
     # Everyone who saw the candidate saw it only at weights that put them in the canary.
     for e in entries:
         if e["version"] == CANDIDATE:
-            assert routes_to_candidate(e["user_id"], e["weight"]), e
+            assert routes_to_candidate(e["user_id"], e["weight"], MODEL), e
 
 
 def test_candidate_killed_mid_load_gives_users_no_error(serving_pair, serve, gateway_factory,
@@ -142,14 +142,14 @@ def test_cli_set_weight_and_status_drive_the_running_gateway(gateway):
         return subprocess.run(PADDLE_CANARY + ["gateway", *args, "--workdir", str(gateway.workdir)],
                               capture_output=True, text=True, timeout=60)
 
-    done = cli("set-weight", "25")
+    done = cli("set-weight", MODEL, "25")
     assert done.returncode == 0, done.stderr
     assert "0 -> 25" in done.stdout
-    assert gateway.weight() == 25
+    assert gateway.weight(MODEL) == 25
     for bad in ("101", "-1", "5.5", "five"):
-        refused = cli("set-weight", bad)
+        refused = cli("set-weight", MODEL, bad)
         assert refused.returncode == 2 and "weight" in refused.stderr
-    assert gateway.weight() == 25
+    assert gateway.weight(MODEL) == 25
     status = cli("status")
     assert status.returncode == 0 and "weight 25" in status.stdout
 
@@ -160,8 +160,9 @@ def test_cli_gateway_runs_in_the_foreground_and_sigterm_stops_nginx(serving_pair
     port = process.free_port()
     workdir = tmp_path / "gw"
     proc = process.spawn(PADDLE_CANARY + [
-        "gateway", "--port", str(port), "--stable", stable.url, "--candidate", candidate.url,
-        "--weight", "100", "--workdir", str(workdir)], tmp_path / "gateway.log")
+        "gateway", "--port", str(port), "--model", MODEL, "--stable", stable.url,
+        "--candidate", candidate.url, "--weight", "100", "--workdir", str(workdir)],
+        tmp_path / "gateway.log")
     try:
         router = process.wait_until(lambda: NginxRouter.attach(workdir).is_running()
                                     and NginxRouter.attach(workdir), 20, what="gateway up")

@@ -1,7 +1,8 @@
 """Operators of the ``model_release`` DAG: a few lines each over ``paddle_canary.release``.
 
-Every task reads the plan that ``resolve_plan`` pushed to XCom. A task that fails records why
-in the release journal first, so the rollback and the report can say what happened.
+Every task reads the plan that ``resolve_plan`` pushed to XCom and turns it into a
+:class:`ReleasePlan` once, here at the boundary. A task that fails records why in the release
+journal first, so the rollback and the report can say what happened.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.providers.standard.exceptions import HITLRejectException
+from airflow.providers.standard.operators.branch import BaseBranchOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import BaseOperator, BaseSensorOperator
@@ -18,7 +20,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from paddle_canary.airflow.triggers import CanaryAnalysisTrigger
 from paddle_canary.errors import UserError
-from paddle_canary.release import controller
+from paddle_canary.release import controller, messages
+from paddle_canary.release import events as ev
 from paddle_canary.release.plan import ReleasePlan
 
 PLAN_TASK = "resolve_plan"
@@ -27,36 +30,50 @@ PLAN_TASK = "resolve_plan"
 # the parked attempt finds the task already queued again ("state changed externally"). Tasks
 # that park get one quick retry; their real failures raise AirflowFailException, never retried.
 RACE_RETRY = timedelta(seconds=1)
+# Request fields whose empty list means something ("no approvals"); for the others an empty
+# value from the form means "use the model's default".
+EMPTY_MEANS_NONE = ("approvals_before",)
 
 
-def plan_of(context) -> dict[str, Any]:
+def plan_of(context) -> ReleasePlan:
     plan = context["ti"].xcom_pull(task_ids=PLAN_TASK)
     if not plan:
         raise AirflowSkipException("no release plan: the request was refused")
-    return plan
+    return ReleasePlan.from_dict(plan)
 
 
-def step_weight(plan: dict[str, Any], slot: int) -> int:
-    weight = ReleasePlan.from_dict(plan).step_at(slot)
+def step_weight(plan: ReleasePlan, slot: int) -> int:
+    weight = plan.step_at(slot)
     if weight is None:
-        raise AirflowSkipException(f"the plan has {len(plan['steps'])} steps; slot {slot + 1} unused")
+        raise AirflowSkipException(f"the plan has {len(plan.steps)} steps; slot {slot + 1} unused")
     return weight
 
 
+def request_of(params: dict[str, Any], asset_events=None) -> dict[str, Any]:
+    """The release request from the run's params (or the registering asset event)."""
+    request = {k: v for k, v in dict(params).items()
+               if v is not None and v != "" and (v != [] or k in EMPTY_MEANS_NONE)}
+    for events in (asset_events or {}).values():
+        for event in events:  # scheduled by a registration: the event names the version
+            request.update({k: v for k, v in (event.extra or {}).items()
+                            if k in ("model", "version")})
+    return request
+
+
 class ReleaseTask(BaseOperator):
-    """Run ``self.work(plan, context)``; record a failure's reason in the journal, then fail."""
+    """Run ``self.work(release, context)``; record a failure's reason in the journal, then fail."""
 
     def execute(self, context):
-        plan = plan_of(context)
+        release = controller.open_release(plan_of(context))
         try:
-            return self.work(plan, context)
+            return self.work(release, context)
         except (AirflowSkipException, AirflowFailException):
             raise
         except Exception as exc:
-            controller.record_failure(plan, self.task_id, f"{type(exc).__name__}: {exc}")
+            release.record_failure(self.task_id, f"{type(exc).__name__}: {exc}")
             raise AirflowFailException(f"{self.task_id}: {exc}") from exc
 
-    def work(self, plan: dict[str, Any], context) -> Any:  # pragma: no cover - abstract
+    def work(self, release: controller.Release, context) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -64,33 +81,44 @@ class ResolvePlanOperator(BaseOperator):
     """Turn the run's params (or the registering asset event) into a plan; refuse bad requests."""
 
     def execute(self, context):
-        request = {k: v for k, v in dict(context["params"]).items() if v not in (None, "", [])}
-        for events in (context.get("triggering_asset_events") or {}).values():
-            for event in events:  # scheduled by a registration: the event names the version
-                request.update({k: v for k, v in (event.extra or {}).items()
-                                if k in ("model", "version")})
+        request = request_of(context["params"], context.get("triggering_asset_events"))
         try:
-            return controller.prepare(request, run_id=context["dag_run"].run_id)
+            return controller.prepare(request, run_id=context["dag_run"].run_id).to_dict()
         except UserError as exc:
             raise AirflowFailException(f"release refused: {exc}") from exc
 
 
 class BuildImageOperator(ReleaseTask):
-    def work(self, plan, context):
-        if plan["runtime"] == "local":
+    def work(self, release, context):
+        if release.plan.runtime == "local":
             raise AirflowSkipException(
                 "runtime 'local' runs the package in local processes: no image to build")
-        return controller.build_image(plan)
+        raise controller.ReleaseFailed(
+            f"runtime {release.plan.runtime!r} has no image builder in this deployment")
+
+
+class ChooseValidationOperator(BaseBranchOperator):
+    """Which validation runs: the GPU pod on Kubernetes, in process elsewhere. A branch, so the
+    graph shows the path each run took."""
+
+    def choose_branch(self, context):
+        from paddle_canary.airflow.validation_pod import validation_task_for
+        return validation_task_for(plan_of(context).runtime)
+
+
+def record_pod_validation(plan: dict, summary: dict | None) -> None:
+    """The validation pod's hook: its summary into the release journal and the registry."""
+    controller.open_release(plan).record_validation("validate_model_pod", summary)
 
 
 class ValidateModelOperator(ReleaseTask):
-    def work(self, plan, context):
-        return controller.validate_candidate(plan)
+    def work(self, release, context):
+        return release.validate()
 
 
 class DeployCandidateOperator(ReleaseTask):
-    def work(self, plan, context):
-        return controller.deploy_candidate(plan)
+    def work(self, release, context):
+        return release.deploy()
 
 
 class SetWeightOperator(ReleaseTask):
@@ -98,15 +126,16 @@ class SetWeightOperator(ReleaseTask):
         super().__init__(**kwargs)
         self.slot = slot
 
-    def work(self, plan, context):
-        return controller.set_step_weight(plan, step_weight(plan, self.slot))
+    def work(self, release, context):
+        return release.set_step_weight(self.slot + 1, step_weight(release.plan, self.slot))
 
 
 class CanaryAnalysisSensor(BaseSensorOperator):
     """Wait out one step in the triggerer while the judge is polled; end early on a fail.
 
     Inconclusive at the end extends the step (up to ``max_extensions`` times); after that the
-    verdict goes to the step's confirmation approval instead of moving on.
+    verdict goes to the step's confirmation approval instead of moving on. The wait always
+    defers (no worker slot held), so there is no ``poke``.
     """
 
     def __init__(self, *, slot: int, set_weight_task: str, **kwargs):
@@ -118,38 +147,40 @@ class CanaryAnalysisSensor(BaseSensorOperator):
         self.slot = slot
         self.set_weight_task = set_weight_task
 
-    def poke(self, context) -> bool:  # one look, for reschedule/poke modes
-        plan = plan_of(context)
-        since = context["ti"].xcom_pull(task_ids=self.set_weight_task)["at"]
-        return controller.judge(plan, since)["status"] == "pass"
+    def poke(self, context) -> bool:  # pragma: no cover - execute() always defers
+        raise NotImplementedError("CanaryAnalysisSensor always defers to its trigger")
 
     def execute(self, context):
         plan = plan_of(context)
-        step_weight(plan, self.slot)
+        weight = step_weight(plan, self.slot)
         since = context["ti"].xcom_pull(task_ids=self.set_weight_task)["at"]
-        self._wait(plan, since, until=since + plan["step_interval_s"], extensions=0)
+        self._wait(plan, since, until=since + plan.step_interval_s, extensions=0, weight=weight)
 
-    def _wait(self, plan, since: float, until: float, extensions: int):
+    def _wait(self, plan: ReleasePlan, since: float, until: float, extensions: int, weight: int,
+              previous: dict | None = None):
         self.defer(
-            trigger=CanaryAnalysisTrigger(plan=plan, since=since, until=until,
-                                          poll_s=plan["poll_interval_s"]),
+            trigger=CanaryAnalysisTrigger(plan=plan.to_dict(), since=since, until=until,
+                                          poll_s=plan.poll_interval_s, step=self.slot + 1,
+                                          weight=weight, previous=previous),
             method_name="execute_complete",
-            kwargs={"since": since, "extensions": extensions},
+            kwargs={"since": since, "extensions": extensions, "weight": weight},
             timeout=timedelta(seconds=until - time.time() + 600),
         )
 
-    def execute_complete(self, context, event, since: float, extensions: int):
+    def execute_complete(self, context, event, since: float, extensions: int, weight: int = 0):
         plan = plan_of(context)
+        release = controller.open_release(plan)
         verdict = event["verdict"]
-        controller.record_verdict(plan, self.task_id, verdict)
+        release.record_verdict(self.task_id, verdict, step=self.slot + 1, weight=weight)
         if verdict["status"] == "fail":
-            reason = controller.verdict_reason(verdict)
-            controller.record_failure(plan, self.task_id, reason)
+            reason = messages.verdict_reason(verdict)
+            release.record_failure(self.task_id, reason,
+                                   blame=(verdict.get("health") or {}).get("blame", "candidate"))
             raise AirflowFailException(f"gate failed: {reason}")
-        if verdict["status"] == "inconclusive" and extensions < plan["max_extensions"]:
-            self.log.info("inconclusive (%s); extending the step", controller.verdict_reason(verdict))
-            self._wait(plan, since, until=time.time() + plan["step_interval_s"],
-                       extensions=extensions + 1)
+        if verdict["status"] == "inconclusive" and extensions < plan.max_extensions:
+            self.log.info("inconclusive (%s); extending the step", messages.verdict_reason(verdict))
+            self._wait(plan, since, until=time.time() + plan.step_interval_s,
+                       extensions=extensions + 1, weight=weight, previous=verdict)
         return verdict
 
 
@@ -171,37 +202,38 @@ class ReleaseApprovalOperator(ApprovalOperator):
 
     def execute(self, context):
         plan = plan_of(context)
-        if self.when == "before" and ReleasePlan.from_dict(plan).step_at(self.slot) is None:
+        if self.when == "before" and plan.step_at(self.slot) is None:
             # The first unused slot skips every later step task in one go: letting each of them
             # start a worker just to skip itself took about a minute on two cores.
             later = [t for t in context["task"].get_flat_relatives(upstream=False)
                      if t.task_id.startswith("step_")]
             self.log.info("the plan has %d steps: skipping the %d tasks of the unused slots",
-                          len(plan["steps"]), len(later))
+                          len(plan.steps), len(later))
             self.skip(ti=context["ti"], tasks=later)
         weight = step_weight(plan, self.slot)
-        release = f"{plan['model']} {plan['candidate']} (stable {plan['baseline']})"
+        release = controller.open_release(plan)
+        name = f"{plan.model} {plan.candidate} (stable {plan.baseline})"
         if self.when == "before":
-            if not ReleasePlan.from_dict(plan).needs_approval_before(weight):
+            if not plan.needs_approval_before(weight):
                 raise AirflowSkipException(f"no approval planned before {weight} %")
-            self.subject = f"Move {weight} % of traffic to {release}?"
-            self.body = controller.approval_body(plan, weight)
+            self.subject = f"Move {weight} % of traffic to {name}?"
+            self.body = messages.approval_body(plan, release.events(), weight)
         else:
             verdict = context["ti"].xcom_pull(task_ids=self.analysis_task) or {}
             if verdict.get("status") != "inconclusive":
                 raise AirflowSkipException("analysis was conclusive: no confirmation needed")
-            self.subject = f"Analysis inconclusive at {weight} % for {release}: go on?"
-            self.body = controller.verdict_markdown(verdict)
-        controller.record_event(plan, "approval_requested", task=self.task_id, weight=weight)
+            self.subject = f"Analysis inconclusive at {weight} % for {name}: go on?"
+            self.body = messages.verdict_markdown(verdict)
+        release.record(ev.ApprovalRequested(task=self.task_id, weight=weight))
         return super().execute(context)
 
     def execute_complete(self, context, event):
-        plan = plan_of(context)
+        release = controller.open_release(plan_of(context))
         chosen = (event.get("chosen_options") or ["?"])[0]
-        controller.record_event(plan, "approval_answered", task=self.task_id, answer=chosen,
-                                by=str(event.get("responded_by_user")))
+        release.record(ev.ApprovalAnswered(task=self.task_id, answer=chosen,
+                                           by=str(event.get("responded_by_user"))))
         if chosen == self.REJECT:
-            controller.record_failure(plan, self.task_id, "rejected by a person at approval")
+            release.record_failure(self.task_id, "rejected by a person at approval")
         try:
             return super().execute_complete(context, event)
         except HITLRejectException as exc:
@@ -209,8 +241,8 @@ class ReleaseApprovalOperator(ApprovalOperator):
 
 
 class PromoteOperator(ReleaseTask):
-    def work(self, plan, context):
-        return controller.promote(plan)
+    def work(self, release, context):
+        return release.promote()
 
 
 class TeardownOperator(BaseOperator):
@@ -226,28 +258,32 @@ class TeardownOperator(BaseOperator):
 
     def execute(self, context):
         plan = plan_of(context)
-        promoted = next((e["ts"] for e in controller.events(plan) if e["event"] == "promoted"),
-                        time.time())
+        release = controller.open_release(plan)
+        promoted = release.promoted_at() or time.time()
         moment = (datetime.fromtimestamp(promoted, timezone.utc)
-                  + timedelta(seconds=plan["teardown_delay_s"]))
-        controller.record_event(plan, "teardown_scheduled", at=moment.isoformat())
+                  + timedelta(seconds=plan.teardown_delay_s))
+        release.record(ev.TeardownScheduled(at=moment.isoformat()))
         self.defer(trigger=DateTimeTrigger(moment=moment), method_name="execute_complete")
 
     def execute_complete(self, context, event=None):
-        return controller.teardown(plan_of(context))
+        return controller.open_release(plan_of(context)).teardown()
 
 
 class RollbackOperator(BaseOperator):
-    """Weight 0 first, then the candidate marked rejected with the reason, then stopped; then
-    the report is written and the model freed at once, without waiting for the rest of the
-    graph to be marked upstream_failed."""
+    """Every user back on stable, then the candidate marked rejected with the reason and
+    stopped; then the report is written and the model freed at once, without waiting for the
+    rest of the graph to be marked upstream_failed."""
 
     def execute(self, context):
         plan = context["ti"].xcom_pull(task_ids=PLAN_TASK)
         if not plan:
             raise AirflowSkipException("nothing to roll back: the request was refused before any change")
-        result = controller.rollback(plan)
-        return {**result, **controller.finish(plan, run_id=context["dag_run"].run_id)}
+        plan = ReleasePlan.from_dict(plan)
+        result = controller.open_release(plan).rollback()
+        for part in result["incomplete"]:
+            self.log.error("rollback could not finish: %s", part)
+        from paddle_canary.report.publish import finish_and_report
+        return {**result, **finish_and_report(plan, context["dag_run"].run_id)}
 
 
 class ReportOperator(BaseOperator):
@@ -255,4 +291,7 @@ class ReportOperator(BaseOperator):
 
     def execute(self, context):
         plan = context["ti"].xcom_pull(task_ids=PLAN_TASK)
-        return controller.finish(plan, run_id=context["dag_run"].run_id)
+        if not plan:
+            return {"outcome": ev.REFUSED, "report": None}
+        from paddle_canary.report.publish import finish_and_report
+        return finish_and_report(ReleasePlan.from_dict(plan), context["dag_run"].run_id)

@@ -1,7 +1,8 @@
 """Triggers run in Airflow's triggerer: waits that hold no worker slot.
 
 They live in the plugins package because the triggerer imports them by path; a trigger defined
-in a DAG file fails there with ModuleNotFoundError. ``serialize()`` round-trips ``__init__``.
+in a DAG file fails there with ModuleNotFoundError. ``serialize()`` round-trips ``__init__``, and
+every value is a plain JSON type (a numpy float in a TriggerEvent cancels the trigger).
 """
 
 from __future__ import annotations
@@ -12,44 +13,60 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from paddle_canary.release import controller
+from paddle_canary.release import controller, messages
 
 
 class CanaryAnalysisTrigger(BaseTrigger):
     """Poll the judge for one step until it fails or the step's interval ends.
 
     The judge's intervals are time-uniform (valid at every look), so asking it every
-    ``poll_s`` seconds does not inflate false rollbacks. On a fail the trigger moves the
-    candidate's weight to 0 at once, before the task resumes: rollback in seconds, not after
-    another scheduling round. Cutting to 0 is idempotent, so running this trigger twice (the
-    triggerer may restart it) does no harm.
+    ``poll_s`` seconds does not inflate false rollbacks; each look is given the previous one
+    (``previous``), whose intervals it may keep and whose health it continues. On a fail the
+    trigger cuts the candidate's traffic at once, before the task resumes: rollback in seconds,
+    not after another scheduling round. Cutting is idempotent, so running this trigger twice
+    (the triggerer may restart it) does no harm.
     """
 
-    def __init__(self, plan: dict[str, Any], since: float, until: float, poll_s: float):
+    def __init__(self, plan: dict[str, Any], since: float, until: float, poll_s: float,
+                 step: int | None = None, weight: int | None = None,
+                 previous: dict[str, Any] | None = None):
         super().__init__()
         self.plan = plan
         self.since = since
         self.until = until
         self.poll_s = poll_s
+        self.step = step
+        self.weight = weight
+        self.previous = previous
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (f"{type(self).__module__}.{type(self).__qualname__}",
                 {"plan": self.plan, "since": self.since, "until": self.until,
-                 "poll_s": self.poll_s})
+                 "poll_s": self.poll_s, "step": self.step, "weight": self.weight,
+                 "previous": self.previous})
+
+    def look(self, release, previous):
+        return release.judge(self.since, step=self.step, weight=self.weight, previous=previous)
 
     async def run(self):
+        release = controller.open_release(self.plan)
         verdict: dict[str, Any] = {}
+        previous = self.previous
         while True:
             try:
-                verdict = await asyncio.to_thread(controller.judge, self.plan, self.since)
+                verdict = await asyncio.to_thread(self.look, release, previous)
+                previous = verdict
             except Exception as exc:  # noqa: BLE001 - a broken look is never a pass or a fail
                 self.log.exception("analysis look failed")
                 verdict = {"status": "inconclusive", "reason": f"analysis error: {exc}",
                            "gates": []}
             if verdict["status"] == "fail":
-                await asyncio.to_thread(controller.cut_traffic, self.plan,
-                                        controller.verdict_reason(verdict))
-                verdict["cut_at"] = time.time()
+                try:
+                    await asyncio.to_thread(release.cut, messages.verdict_reason(verdict))
+                    verdict["cut_at"] = time.time()
+                except Exception as exc:  # noqa: BLE001 - the rollback task cuts again
+                    self.log.exception("cutting the candidate's traffic failed")
+                    verdict["cut_error"] = f"{type(exc).__name__}: {exc}"
                 break
             now = time.time()
             if now >= self.until:

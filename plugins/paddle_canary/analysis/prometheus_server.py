@@ -21,8 +21,9 @@ import yaml
 
 from paddle_canary import process
 from paddle_canary.errors import UserError
+from paddle_canary.settings import REPO
 
-TEMPLATE = Path(__file__).resolve().parents[3] / "images" / "prometheus" / "prometheus.yml"
+TEMPLATE = REPO / "images" / "prometheus" / "prometheus.yml"
 JOB = "paddle-canary-serving"
 
 
@@ -42,6 +43,9 @@ def render_config(targets_dir: Path | str, scrape_interval_s: float = 1.0,
     config.setdefault("global", {})
     config["global"]["scrape_interval"] = _duration(scrape_interval_s)
     config["global"]["scrape_timeout"] = _duration(scrape_interval_s * 0.8)
+    # rule files are written relative to the template; the rendered config lives elsewhere
+    config["rule_files"] = [str((template.parent / f).resolve())
+                            for f in config.get("rule_files") or []]
     pattern = str(Path(targets_dir).resolve() / "*.json")
     for job in config.get("scrape_configs", []):
         for sd in job.get("file_sd_configs", []):
@@ -71,6 +75,17 @@ def write_target(targets_dir: Path | str, model: str, version: str,
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps([{"targets": list(addresses),
                                 "labels": {"model": model, "version": version}}]))
+    os.replace(tmp, path)
+    return path
+
+
+def write_gateway_target(targets_dir: Path | str, address: str) -> Path:
+    """Scrape the gateway's own series (``host:port`` of its status server); no model or
+    version label, so ``up{model!="", version!=""}`` still counts serving targets only."""
+    path = Path(targets_dir) / "gateway.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps([{"targets": [address], "labels": {"component": "gateway"}}]))
     os.replace(tmp, path)
     return path
 
@@ -140,7 +155,7 @@ class PrometheusServer:
             f"--storage.tsdb.retention.time={self.retention}",
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--web.enable-lifecycle", "--log.level=warn",
-        ], self.log_path, cwd=self.workdir)
+        ], self.log_path, cwd=self.workdir, owner=self.workdir)
         self.pid_path.write_text(f"{proc.pid}\n")
 
         def ready() -> bool:

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from paddle_canary.release import journal
+from paddle_canary.release import events as ev
+from paddle_canary.release.journal import Journal
 
 
 def asked_a_while_ago(item: dict, seconds: float = 2.0) -> bool:
@@ -21,14 +22,14 @@ def asked_a_while_ago(item: dict, seconds: float = 2.0) -> bool:
     return (datetime.now(timezone.utc) - created).total_seconds() >= seconds
 
 
-def journal_events(home: Path, model: str, run_id: str) -> list[dict]:
-    return journal.read(journal.journal_path(home, model, run_id))
+def journal_events(home: Path, model: str, run_id: str) -> list[ev.Event]:
+    return Journal.of_run(home, model, run_id).read()
 
 
 def finished_early(home: Path, model: str, run_id: str) -> bool:
     """The rollback has done its work; the rest of the graph is only being marked failed."""
-    return any(e["event"] == "finished" and e.get("outcome") != "promoted"
-               for e in journal_events(home, model, run_id))
+    return any(e.outcome != ev.PROMOTED_OUTCOME
+               for e in ev.of_kind(journal_events(home, model, run_id), ev.Finished))
 
 
 def drive(client, run_id: str, home: Path, model: str, timeout: float,
@@ -65,22 +66,21 @@ def drive(client, run_id: str, home: Path, model: str, timeout: float,
 def summary(home: Path, model: str, run_id: str, run_state: str) -> dict:
     """Outcome, steps reached, why, and the seconds from first canary traffic to weight 0."""
     events = journal_events(home, model, run_id)
-    plan = journal.plan_in(events)
-    first_traffic = next((e["ts"] for e in events if e["event"] == "weight" and e["weight"] > 0),
-                         None)
-    first_fail = next((e["ts"] for e in events if e["event"] == "look"
-                       and e["verdict"]["status"] == "fail"), None)
-    cuts = [e["ts"] for e in events if e["event"] == "cut"]
+    plan = ev.plan_in(events)
+    weights = ev.of_kind(events, ev.WeightSet)
+    first_traffic = next((e.ts for e in weights if e.weight > 0), None)
+    first_fail = next((e.ts for e in ev.of_kind(events, ev.Look)
+                       if e.verdict.get("status") == "fail"), None)
+    cuts = [e.ts for e in ev.of_kind(events, ev.Cut)]
     cut = cuts[0] if cuts else None  # the trigger's cut; the rollback task cuts again after
-    finished = [e for e in events if e["event"] == "finished"]
     reports = sorted((Path(home) / "reports" / model).glob(f"*{run_id[-8:]}*.html"))
     return {
         "run_id": run_id, "dag_run": run_state,
         "candidate": plan["candidate"] if plan else None,
         "baseline": plan["baseline"] if plan else None,
-        "outcome": finished[-1]["outcome"] if finished else ("refused" if plan is None else None),
-        "steps_reached": [e["weight"] for e in events if e["event"] == "weight"],
-        "reason": next((e["reason"] for e in events if e["event"] == "failure"), None),
+        "outcome": ev.outcome(events),
+        "steps_reached": [e.weight for e in weights],
+        "reason": ev.failure_reason(events),
         "traffic_to_weight0_s": cut - first_traffic if cut and first_traffic else None,
         "failing_look_to_weight0_s": cut - first_fail if cut and first_fail else None,
         # what leaving the cut to the rollback task would give (the baseline in the bench)

@@ -1,5 +1,5 @@
-"""The whole one-machine stack: Prometheus, the stable version, the nginx gateway, Airflow and
-a load generator of synthetic users, each started as a process and stopped by PID.
+"""The whole one-machine stack: Prometheus, every model's stable version, the nginx gateway,
+Airflow and a load generator of synthetic users, each started as a process and stopped by PID.
 
 ``LocalStack.up()`` is idempotent (a part already running is left as it is) and writes
 ``$home/stack.json`` with the URLs, so ``make down`` (``LocalStack.attach(home).down()``) and the
@@ -16,8 +16,9 @@ from pathlib import Path
 
 from paddle_canary import process
 from paddle_canary.localstack.airflow_server import AirflowServer
+from paddle_canary.localstack.private import PRIVATE_UMASK, private_dir, write_private
 from paddle_canary.registry import Registry
-from paddle_canary.release.stack import REPO, StackPaths
+from paddle_canary.settings import REPO, Settings
 
 
 @dataclass
@@ -36,7 +37,7 @@ class LocalStack:
         self.ports = ports or StackPorts()
         self.load_rate = load_rate
         self.source_registry = Path(source_registry)
-        self.paths = StackPaths(home=self.home, registry_root=self.home / "registry",
+        self.paths = Settings(home=self.home, registry_root=self.home / "registry",
                                 prometheus_url=f"http://127.0.0.1:{self.ports.prometheus}")
         self.airflow = AirflowServer(home=self.home / "airflow", port=self.ports.airflow,
                                      extra_env=self.paths.to_env())
@@ -55,14 +56,14 @@ class LocalStack:
                                 targets_dir=self.paths.targets_dir)
 
     def runtime(self):
-        from paddle_canary.runtime.local import LocalRuntime
-        return LocalRuntime(self.paths.runtime_dir, registry_root=self.paths.registry_root)
+        from paddle_canary.runtime.factory import make_runtime
+        return make_runtime("local", self.paths)
 
-    def gateway(self, stable_url: str | None = None):
+    def gateway(self):
         from paddle_canary.traffic.nginx import NginxRouter
         if (self.paths.gateway_dir / "state.json").exists():
             return NginxRouter.attach(self.paths.gateway_dir)
-        return NginxRouter(self.paths.gateway_dir, port=self.ports.gateway, stable_url=stable_url)
+        return NginxRouter(self.paths.gateway_dir, port=self.ports.gateway)
 
     @property
     def gateway_url(self) -> str:
@@ -79,18 +80,37 @@ class LocalStack:
         return Registry(root)
 
     def up(self, airflow: bool = True, load: bool = True) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
+        """Start what is not running (idempotent). Every registered model's stable version
+        runs and is routed. A gateway that had to be (re)started routes every model to its
+        stable version only; a running one keeps its routes, except that a stable version
+        that was restarted (on another port) is re-pointed."""
+        from paddle_canary.traffic.base import Backend, ModelRoute
+        private_dir(self.home)
         reg = self.prepare_registry()
-        stable = reg.pointers(self.model).stable
         prom = self.prometheus()
         if not prom.running():
             prom.start()
-        endpoint = self.runtime().deploy(self.model, stable)
-        from paddle_canary.release.controller import scrape
-        scrape(self.model, stable, endpoint.url, self.paths.targets_dir)
-        gw = self.gateway(stable_url=endpoint.url)
+        rt = self.runtime()
+        routes = []
+        for model in reg.models():
+            stable = reg.pointers(model).stable
+            if stable is None:
+                continue
+            endpoint = rt.deploy(model, stable)
+            routes.append(ModelRoute(model, stable=Backend(stable, endpoint.url)))
+        gw = self.gateway()
         if not gw.is_running():
-            gw.start(weight=0)
+            gw.start([r for r in routes if r.model == self.model]
+                     + [r for r in routes if r.model != self.model])
+        else:
+            for route in routes:
+                live = gw.live(route.model)
+                if live is None:
+                    gw.apply_verified(route)
+                elif live.stable != route.stable:
+                    gw.apply_verified(live.replace(stable=route.stable))
+        from paddle_canary.analysis.prometheus_server import write_gateway_target
+        write_gateway_target(self.paths.targets_dir, gw.status_url.split("//", 1)[1])
         if airflow:
             self.airflow.start()
         if load:
@@ -109,8 +129,8 @@ class LocalStack:
              str(duration_s), "--users", "5000", "--concurrency", "4", "--timeout", "5",
              "--model", self.model, "--version", stable, "--registry",
              str(self.paths.registry_root), "--json-out", str(self.home / "loadgen.json")],
-            self.home / "logs" / "loadgen.log")
-        pidfile.write_text(str(proc.pid))
+            self.home / "logs" / "loadgen.log", owner=self.home / "loadgen", umask=PRIVATE_UMASK)
+        write_private(pidfile, str(proc.pid))
 
     def stop_load(self) -> None:
         pid = process.read_pidfile(self.home / "loadgen.pid")
@@ -119,7 +139,13 @@ class LocalStack:
             (self.home / "loadgen.pid").unlink(missing_ok=True)
 
     def down(self) -> None:
-        """Stop everything this stack started, by PID, in reverse order."""
+        """Stop everything this stack started, by PID, in reverse order; then whatever is left
+        of it (processes marked as this stack's, or in the sessions of its nginx, Prometheus
+        and loadgen), crash or not."""
+        sessions = [pid for pid in (process.read_pidfile(self.home / "loadgen.pid"),
+                                    process.read_pidfile(self.paths.gateway_dir / "nginx.pid"),
+                                    process.read_pidfile(self.home / "prometheus" /
+                                                         "prometheus.pid")) if pid]
         self.stop_load()
         self.airflow.stop()
         rt = self.runtime()
@@ -128,12 +154,13 @@ class LocalStack:
         if (self.paths.gateway_dir / "state.json").exists():
             self.gateway().stop()
         self.prometheus().stop()
+        process.stop_marked(self.home, sessions=sessions)
 
     def _write_state(self) -> None:
         state = {"home": str(self.home), "model": self.model, "ports": asdict(self.ports),
                  "gateway": self.gateway_url, "prometheus": self.paths.prometheus_url,
                  "airflow": self.airflow.url}
-        (self.home / "stack.json").write_text(json.dumps(state, indent=2))
+        write_private(self.home / "stack.json", json.dumps(state, indent=2))
 
     @classmethod
     def attach(cls, home: Path | str) -> "LocalStack":

@@ -3,7 +3,7 @@
 Layout under the root (``model_registry/`` by default)::
 
     <model>/model.yaml          model-level defaults (plan, gates)
-    <model>/pointers.json       {"stable": ..., "candidate": ...}
+    <model>/pointers.json       {"stable": ..., "candidate": ..., "set_by": <history event>}
     <model>/history.jsonl       append-only, one JSON event per line
     <model>/.lock               file lock serialising writers
     <model>/<version>/          model.json, model.pdiparams, card.yaml, reference.csv
@@ -11,6 +11,12 @@ Layout under the root (``model_registry/`` by default)::
 Every write takes the model's file lock; pointer files are replaced atomically (temp file, fsync,
 rename, fsync of the directory); versions are copied into a temp directory beside their final
 place and renamed into it. Reads take no lock: they only ever see whole files.
+
+A pointer move and its history line must agree after a crash at any moment. The rename of
+``pointers.json`` is the commit: the file carries the event that set it (``set_by``), which is
+then appended to the history. A writer killed between the two leaves a history without that
+line: readers add it to what they return, and the next writer (any write, under the lock)
+appends it, after removing what a killed writer left (temp files, a torn last history line).
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ LOCK_TIMEOUT_S = 30.0
 _EVENT_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # Events that set a version's status, latest wins (a stable pointer overrides them all).
 STATUS_EVENTS = ("registered", "validated", "rejected", "promoted")
+POINTERS_TMP_GLOB = f".{POINTERS_FILE}.*.tmp"
+REGISTER_TMP_GLOB = ".register-*"
+DROPPED_MAX_CHARS = 1000
 
 
 def default_root() -> Path:
@@ -86,6 +95,24 @@ def _atomic_write(path: Path, text: str) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _os_error(exc: OSError) -> str:
+    """An OSError as a person reads it: ``Not a directory (/path/to/it)``."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
+def _refuse_existing(target: Path, model: str, version: str) -> None:
+    """Refuse a version name that is taken, by a version or by anything else in its place (a
+    file, a symlink even one that points nowhere)."""
+    if target.is_symlink():
+        raise RegistryError(f"{target} already exists (a symlink to {os.readlink(target)}); "
+                            f"versions are immutable: remove it or register another version "
+                            f"name than '{version}'")
+    if target.exists():
+        raise RegistryError(f"version '{version}' of model '{model}' already exists; "
+                            "versions are immutable, register a new version name")
 
 
 @dataclass(frozen=True)
@@ -176,21 +203,43 @@ class Registry:
 
     def pointers(self, model: str) -> Pointers:
         """The current stable and candidate versions (``None`` when unset)."""
-        path = self._model_dir(model) / POINTERS_FILE
-        if not path.is_file():
-            return Pointers()
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise RegistryError(f"{path}: not valid JSON ({exc})") from None
+        raw = self._pointer_file(self._model_dir(model))
         return Pointers(stable=raw.get("stable"), candidate=raw.get("candidate"))
 
+    @staticmethod
+    def _pointer_file(model_dir: Path) -> dict:
+        path = model_dir / POINTERS_FILE
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except json.JSONDecodeError as exc:
+            raise RegistryError(f"{path}: not valid JSON ({exc})") from None
+        except OSError as exc:
+            raise RegistryError(f"{path}: cannot read it ({exc.strerror})") from None
+        if not isinstance(raw, dict):
+            raise RegistryError(f"{path}: must be a JSON object")
+        return raw
+
     def history(self, model: str) -> list[dict]:
-        """All events of ``model``, oldest first."""
-        path = self._model_dir(model) / HISTORY_FILE
-        if not path.is_file():
+        """All events of ``model``, oldest first (with the event that set the pointers even if
+        a crash kept it from the file: the next write appends it)."""
+        model_dir = self._model_dir(model)
+        events = self._history_file(model_dir)
+        pending = self._pointer_file(model_dir).get("set_by")
+        if pending is not None and pending not in events:
+            events.append(pending)
+        return events
+
+    @staticmethod
+    def _history_file(model_dir: Path) -> list[dict]:
+        path = model_dir / HISTORY_FILE
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
             return []
-        text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RegistryError(f"{path}: cannot read it ({exc})") from None
         lines = text.split("\n")
         events = []
         for lineno, line in enumerate(lines, start=1):
@@ -220,6 +269,7 @@ class Registry:
 
     @contextmanager
     def _locked(self, model: str) -> Iterator[Path]:
+        """Hold the model's lock; first undo or finish what a writer killed before left."""
         model_dir = self._model_dir(model)
         lock = FileLock(str(model_dir / LOCK_FILE))
         try:
@@ -227,24 +277,88 @@ class Registry:
         except LockTimeout:
             raise RegistryError(f"{model_dir / LOCK_FILE}: another writer held the lock for "
                                 f"{LOCK_TIMEOUT_S:.0f} s; try again") from None
+        except OSError as exc:
+            raise RegistryError(f"{model_dir / LOCK_FILE}: cannot take the lock "
+                                f"({exc.strerror or exc})") from None
         try:
+            self._repair(model_dir)
             yield model_dir
         finally:
             lock.release()
 
-    def _append(self, model_dir: Path, event: str, version: str | None, details: dict) -> dict:
+    def _repair(self, model_dir: Path) -> None:
+        """Under the lock, so nothing found here is another writer's work in progress: remove
+        temp files and directories, cut or fence a torn last history line, and append the
+        event that set the pointers when a crash kept it from the history."""
+        for leftover in model_dir.glob(POINTERS_TMP_GLOB):
+            leftover.unlink(missing_ok=True)
+        for leftover in model_dir.glob(REGISTER_TMP_GLOB):
+            shutil.rmtree(leftover, ignore_errors=True)
+        self._mend_tail(model_dir)
+        pending = self._pointer_file(model_dir).get("set_by")
+        if pending is not None and pending not in self._history_file(model_dir):
+            self._append_line(model_dir, pending)
+
+    def _mend_tail(self, model_dir: Path) -> None:
+        """A last line without its newline was cut short by a crash: if it still parses as an
+        event it gets its newline, else it is cut off and the cut is recorded (what was
+        dropped, so nothing vanishes silently)."""
+        path = model_dir / HISTORY_FILE
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            return
+        if not data or data.endswith(b"\n"):
+            return
+        start = data.rfind(b"\n") + 1
+        tail = data[start:]
+        try:
+            whole = isinstance(json.loads(tail), dict)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            whole = False
+        if whole:
+            with open(path, "ab") as fh:
+                fh.write(b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            return
+        with open(path, "r+b") as fh:
+            os.ftruncate(fh.fileno(), start)
+            os.fsync(fh.fileno())
+        text = tail.decode("utf-8", errors="replace")
+        self._append_line(model_dir, self._event(model_dir, "history_repaired", None, {
+            "dropped": text[:DROPPED_MAX_CHARS], "dropped_bytes": len(tail),
+            "why": "a last line cut short by a crash"}))
+
+    @staticmethod
+    def _event(model_dir: Path, event: str, version: str | None, details: dict) -> dict:
         line = {"ts": _now(), "event": event, "model": model_dir.name, "version": version}
         line.update(details)
+        return line
+
+    @staticmethod
+    def _append_line(model_dir: Path, line: dict) -> None:
         data = json.dumps(line, sort_keys=False, separators=(",", ":")) + "\n"
         with open(model_dir / HISTORY_FILE, "a", encoding="utf-8") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+
+    def _append(self, model_dir: Path, event: str, version: str | None, details: dict) -> dict:
+        line = self._event(model_dir, event, version, details)
+        self._append_line(model_dir, line)
         return line
 
-    def _write_pointers(self, model_dir: Path, pointers: Pointers) -> None:
+    def _move(self, model_dir: Path, pointers: Pointers, event: str, version: str | None,
+              details: dict) -> dict:
+        """Move the pointers and record why: ``pointers.json`` (carrying the event) is renamed
+        into place first, which commits the move; then the event is appended."""
+        line = self._event(model_dir, event, version, details)
         _atomic_write(model_dir / POINTERS_FILE,
-                      json.dumps(asdict(pointers), indent=2, sort_keys=True) + "\n")
+                      json.dumps({**asdict(pointers), "set_by": line}, indent=2) + "\n")
+        self._append_line(model_dir, line)
+        return line
 
     def record(self, model: str, event: str, version: str | None, **details: Any) -> dict:
         """Append one event (``event`` = lower_snake_case) to the history; returns it."""
@@ -273,17 +387,21 @@ class Registry:
         check_model_name(model)
         check_version_name(version)
         model_dir = self._model_dir(model)
-        if (model_dir / version).exists():
-            raise RegistryError(f"version '{version}' of model '{model}' already exists; "
-                                "versions are immutable, register a new version name")
+        _refuse_existing(model_dir / version, model, version)
         source = Path(source_dir)
-        card = ModelCard.from_dir(source, model, version)
-        check = check_export(card)
+        try:
+            card = ModelCard.from_dir(source, model, version)
+            check = check_export(card)
+        except OSError as exc:
+            raise RegistryError(f"cannot read the export in {source}: {_os_error(exc)}") from None
         with self._locked(model):
             target = model_dir / version
-            if target.exists():
-                raise RegistryError(f"version '{version}' of model '{model}' already exists")
-            tmp = Path(tempfile.mkdtemp(prefix=f".register-{version}.", dir=model_dir))
+            _refuse_existing(target, model, version)
+            try:
+                tmp = Path(tempfile.mkdtemp(prefix=f".register-{version}.", dir=model_dir))
+            except OSError as exc:
+                raise RegistryError(f"cannot register {model} {version} in {model_dir}: "
+                                    f"{_os_error(exc)}") from None
             try:
                 for name in REQUIRED_FILES:
                     shutil.copyfile(source / name, tmp / name)
@@ -292,8 +410,11 @@ class Registry:
                 os.chmod(tmp, 0o755)
                 _fsync_dir(tmp)
                 os.rename(tmp, target)
-            except BaseException:
+            except BaseException as exc:
                 shutil.rmtree(tmp, ignore_errors=True)
+                if isinstance(exc, OSError):
+                    raise RegistryError(f"cannot register {model} {version} as {target}: "
+                                        f"{_os_error(exc)}; nothing was registered") from None
                 raise
             _fsync_dir(model_dir)
             registered = ModelCard.from_dir(target, model, version)
@@ -313,8 +434,7 @@ class Registry:
                 return current
             self._refuse_candidate(model, version, current)
             new = Pointers(stable=current.stable, candidate=version)
-            self._write_pointers(model_dir, new)
-            self._append(model_dir, "candidate_set", version, {})
+            self._move(model_dir, new, "candidate_set", version, {})
             return new
 
     @staticmethod
@@ -335,8 +455,7 @@ class Registry:
             if current.candidate is None:
                 return current
             new = Pointers(stable=current.stable, candidate=None)
-            self._write_pointers(model_dir, new)
-            self._append(model_dir, "candidate_cleared", current.candidate, {})
+            self._move(model_dir, new, "candidate_cleared", current.candidate, {})
             return new
 
     def promote(self, model: str, version: str, reason: str = "") -> Pointers:
@@ -348,9 +467,8 @@ class Registry:
             if current.stable == version and current.candidate is None:
                 return current
             new = Pointers(stable=version, candidate=None)
-            self._write_pointers(model_dir, new)
-            self._append(model_dir, "promoted", version,
-                         {"previous": current.stable, "reason": reason})
+            self._move(model_dir, new, "promoted", version,
+                       {"previous": current.stable, "reason": reason})
             return new
 
     def mark_validated(self, model: str, version: str, details: dict) -> dict:
@@ -367,7 +485,8 @@ class Registry:
             current = self.pointers(model)
             self._refuse_rejection(model, version, current)
             if current.candidate == version:
-                self._write_pointers(model_dir, Pointers(stable=current.stable, candidate=None))
+                return self._move(model_dir, Pointers(stable=current.stable, candidate=None),
+                                  "rejected", version, {"reason": reason})
             return self._append(model_dir, "rejected", version, {"reason": reason})
 
     @staticmethod

@@ -1,11 +1,24 @@
 """What each task of a release does, in plain Python (no Airflow).
 
-Imports of the parts (registry, runtime, router, analysis) stay inside the functions: the DAG
-file imports this module through the operators, and Airflow parses DAG files often.
-
-Each function takes the plan as a dict (it travels through XCom), finds the local stack from the
-environment (:mod:`paddle_canary.release.stack`) and is idempotent, so a retried task or a
+:class:`Release` drives one release through the interfaces only: a :class:`Runtime` (where the
+versions run), a :class:`TrafficRouter` (the data plane), the registry, a metrics provider and
+the release's :class:`Journal`. :func:`open_release` builds it from the plan and the settings
+through the factories; tests pass doubles. Every method is idempotent, so a retried task or a
 restarted trigger never applies a step twice or loses one.
+
+Safety rules kept here:
+
+* a candidate that is gone (exited, restarted) or fails /deep_health for longer than
+  ``HEALTH_GRACE_S`` is a *fail* at the next look; a *stable* restart makes the look
+  inconclusive and restarts the window;
+* the gateway's health is part of every look: a gateway that is down or out of sync fails it;
+* weights go up, and promotion happens, only while the candidate answers /deep_health and the
+  gateway serves what it was told;
+* rollback does every part it can (traffic, registry, candidate, scrape target) and records the
+  parts it could not, instead of stopping at the first error.
+
+Imports of the parts (registry, runtime, router, analysis) stay inside functions: the DAG file
+imports this module through the operators, and Airflow parses DAG files often.
 """
 
 from __future__ import annotations
@@ -13,254 +26,366 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from paddle_canary.release import journal, lock
-from paddle_canary.release.plan import resolve_plan
-from paddle_canary.release.stack import StackPaths
+from paddle_canary.release import events as ev
+from paddle_canary.release import lock
+from paddle_canary.release.journal import Journal
+from paddle_canary.release.plan import ReleasePlan, resolve_plan
+from paddle_canary.settings import Settings
+
+#: How long a running candidate may fail /deep_health before a look fails it.
+HEALTH_GRACE_S = 10.0
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+#: Who a failure is blamed on: the candidate is rejected only for its own faults.
+BLAME_CANDIDATE, BLAME_GATEWAY = "candidate", "gateway"
 
 
 class ReleaseFailed(RuntimeError):
     """A step of the release could not be carried out (the reason is in the message)."""
 
 
-# ---- where things are -------------------------------------------------------------------------
-
-def paths() -> StackPaths:
-    return StackPaths.from_env()
-
-
-def registry():
-    from paddle_canary.registry import Registry  # numpy: not at DAG parse time
-    return Registry(paths().registry_root)
-
-
-def runtime():
-    from paddle_canary.runtime.local import LocalRuntime
-    p = paths()
-    return LocalRuntime(p.runtime_dir, registry_root=p.registry_root)
-
-
-def router():
-    from paddle_canary.traffic.nginx import NginxRouter
-    return NginxRouter.attach(paths().gateway_dir)
-
-
-def scrape(model: str, version: str, url: str | None, targets_dir=None) -> None:
-    """Add (url given) or remove a version's Prometheus target (file service discovery)."""
-    from urllib.parse import urlsplit
-
-    from paddle_canary.analysis.prometheus_server import remove_target, write_target
-    targets_dir = targets_dir or paths().targets_dir
-    if url is None:
-        remove_target(targets_dir, model, version)
-    else:
-        write_target(targets_dir, model, version, [urlsplit(url).netloc])
-
-
-# ---- the journal ------------------------------------------------------------------------------
-
-def _journal(plan: dict[str, Any]):
-    return journal.journal_path(paths().home, plan["model"], plan["run_id"])
-
-
-def record_event(plan: dict[str, Any], event: str, /, **details: Any) -> dict[str, Any]:
-    return journal.append(_journal(plan), event, **details)
-
-
-def record_failure(plan: dict[str, Any], task: str, reason: str) -> None:
-    record_event(plan, "failure", task=task, reason=reason)
-
-
-def record_verdict(plan: dict[str, Any], task: str, verdict: dict[str, Any]) -> None:
-    record_event(plan, "verdict", task=task, verdict=verdict)
-
-
-def events(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    return journal.read(_journal(plan))
-
-
-def failure_reason(plan: dict[str, Any]) -> str:
-    failures = [e for e in events(plan) if e["event"] == "failure"]
-    return failures[0]["reason"] if failures else "a release task failed (see the Airflow log)"
-
-
-# ---- the steps --------------------------------------------------------------------------------
-
 def check_gates(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     from paddle_canary.analysis.config import GateConfig
     return GateConfig.from_dict(defaults, overrides).to_dict()
 
 
-def prepare(request: dict[str, Any], run_id: str) -> dict[str, Any]:
+def registry_at(settings: Settings):
+    from paddle_canary.registry import Registry  # numpy: not at DAG parse time
+    return Registry(settings.registry_root)
+
+
+def journal_of(plan: ReleasePlan, settings: Settings | None = None) -> Journal:
+    settings = settings or Settings.from_env()
+    return Journal.of_run(settings.home, plan.model, plan.run_id)
+
+
+def prepare(request: dict[str, Any], run_id: str, settings: Settings | None = None) -> ReleasePlan:
     """Resolve the request and take the model's release lock; refuse before any change."""
-    p, reg = paths(), registry()
+    settings = settings or Settings.from_env()
+    reg = registry_at(settings)
     plan = resolve_plan(reg, request, check_gates=check_gates, run_id=run_id)
-    lock.acquire(p.registry_root, plan.model, run_id, plan.candidate)
+    lock.acquire(settings.registry_root, plan.model, run_id, plan.candidate)
     try:
         if reg.pointers(plan.model).candidate != plan.candidate:
             reg.set_candidate(plan.model, plan.candidate)
-        plan_dict = plan.to_dict()
-        record_event(plan_dict, "plan", plan=plan_dict)
+        journal_of(plan, settings).append(ev.PlanRecorded(plan=plan.to_dict()))
     except Exception:
-        lock.release(p.registry_root, plan.model, run_id)
+        lock.release(settings.registry_root, plan.model, run_id)
         raise
-    return plan_dict
+    return plan
 
 
-def build_image(plan: dict[str, Any]) -> dict[str, Any]:
-    raise ReleaseFailed(f"runtime {plan['runtime']!r} has no image builder in this deployment")
-
-
-def validate_candidate(plan: dict[str, Any]) -> dict[str, Any]:
-    """Offline checks before any traffic: loads, finite scores in range, close to stable."""
-    from paddle_canary.validation.compare import compare_with_baseline
-    reg = registry()
-    report = compare_with_baseline(reg.card(plan["model"], plan["candidate"]),
-                                   reg.card(plan["model"], plan["baseline"]))
-    record_event(plan, "validated", report=report)
-    if not report["passed"]:
-        raise ReleaseFailed("offline validation failed: " + "; ".join(report["problems"]))
-    reg.mark_validated(plan["model"], plan["candidate"], report)
-    return report
-
-
-def deploy_candidate(plan: dict[str, Any]) -> dict[str, Any]:
-    """Start both versions (idempotent), let Prometheus scrape them, route them at weight 0."""
-    rt, gw = runtime(), router()
-    stable = rt.deploy(plan["model"], plan["baseline"])
-    candidate = rt.deploy(plan["model"], plan["candidate"])
-    for ep in (stable, candidate):
-        scrape(ep.model, ep.version, ep.url)
-    routes, weight = gw.state, gw.weight()
-    if (routes.stable_url, routes.candidate_url) != (stable.url, candidate.url):
-        if weight != 0 and routes.candidate_url not in (None, candidate.url):
-            raise ReleaseFailed(f"the gateway still sends {weight} % to another candidate "
-                                f"({routes.candidate_url}); roll that back first")
-        gw.set_backends(stable.url, candidate.url)
-    out = {"stable_url": stable.url, "candidate_url": candidate.url}
-    record_event(plan, "deployed", **out)
-    return out
-
-
-def set_step_weight(plan: dict[str, Any], weight: int) -> dict[str, Any]:
-    gw = router()
-    gw.set_weight(weight)
-    if not gw.verify_weight(weight):
-        raise ReleaseFailed(f"the gateway does not serve {weight} % after setting it "
-                            f"(live: {gw.weight()} %)")
-    at = time.time()
-    record_event(plan, "weight", weight=weight)
-    return {"weight": weight, "at": at}
-
-
-def judge(plan: dict[str, Any], since: float) -> dict[str, Any]:
-    """One look: compare candidate with stable over [since, now] on every gate."""
-    from paddle_canary.analysis.analyze import analyze
-    from paddle_canary.analysis.config import GateConfig
+def open_release(plan: ReleasePlan | dict[str, Any], settings: Settings | None = None,
+                 provider=None) -> "Release":
+    """The release of ``plan`` wired to the runtime its plan names and the router the settings
+    name (factories), the registry, its journal and Prometheus (or ``provider``)."""
     from paddle_canary.analysis.provider import PrometheusProvider
-    verdict = analyze(PrometheusProvider(paths().prometheus_url), plan["model"], plan["baseline"],
-                      plan["candidate"], GateConfig.from_dict(plan["gates"]),
-                      start=since, end=time.time()).to_dict()
-    record_event(plan, "look", verdict=verdict)
-    return verdict
+    from paddle_canary.runtime.factory import make_runtime
+    from paddle_canary.traffic.factory import make_router
+
+    settings = settings or Settings.from_env()
+    if isinstance(plan, dict):
+        plan = ReleasePlan.from_dict(plan)
+    return Release(plan, runtime=Lazy(lambda: make_runtime(plan.runtime, settings)),
+                   router=Lazy(lambda: make_router(settings)), registry=registry_at(settings),
+                   journal=journal_of(plan, settings),
+                   provider=provider or Lazy(lambda: PrometheusProvider(settings.prometheus_url)))
 
 
-def verdict_reason(verdict: dict[str, Any]) -> str:
-    return verdict.get("reason") or verdict.get("status", "no verdict")
+class Lazy:
+    """A part built on first use (a task that only writes the journal needs no gateway)."""
+
+    def __init__(self, build):
+        self.build = build
 
 
-def verdict_markdown(verdict: dict[str, Any]) -> str:
-    rows = ["| gate | status | reason |", "|---|---|---|"]
-    for g in verdict.get("gates") or []:
-        rows.append(f"| {g.get('gate')} | {g.get('status')} | {g.get('reason', '')} |")
-    return f"**Verdict: {verdict.get('status')}**\n\n" + "\n".join(rows)
+def _health_gate(status: str, reason: str) -> dict[str, Any]:
+    """A gate entry in the judge's verdict shape for what the look saw of the running parts."""
+    return {"gate": "health", "status": status, "effect": None, "interval": [None, None],
+            "samples": {"baseline": None, "candidate": None}, "reason": reason,
+            "thresholds": {"grace_s": HEALTH_GRACE_S}, "checks": [], "details": {}}
 
 
-def approval_body(plan: dict[str, Any], weight: int) -> str:
-    looks = [e for e in events(plan) if e["event"] in ("look", "verdict")]
-    last = looks[-1]["verdict"] if looks else None
-    lines = [f"Candidate **{plan['candidate']}** of **{plan['model']}** against stable "
-             f"**{plan['baseline']}**. Approve to move the candidate to **{weight} %** of users; "
-             "Reject to roll back (weight 0, candidate marked rejected)."]
-    if last:
-        lines += ["", "Latest analysis:", "", verdict_markdown(last)]
-    return "\n".join(lines)
+class Release:
+    def __init__(self, plan: ReleasePlan, *, runtime, router, registry, journal: Journal,
+                 provider=None):
+        self.plan = plan
+        self._parts = {"runtime": runtime, "router": router, "provider": provider}
+        self.registry = registry
+        self.journal = journal
 
+    def _part(self, name: str):
+        value = self._parts[name]
+        if isinstance(value, Lazy):
+            value = self._parts[name] = value.build()
+        return value
 
-def cut_traffic(plan: dict[str, Any], reason: str) -> None:
-    """Weight 0 now, if the gateway still routes to this candidate. Idempotent."""
-    gw = router()
-    if gw.state.candidate_url is None or gw.weight() == 0:
-        return
-    gw.set_weight(0)
-    record_event(plan, "cut", weight=0, reason=reason)
+    @property
+    def runtime(self):
+        return self._part("runtime")
 
+    @property
+    def router(self):
+        return self._part("router")
 
-def rollback(plan: dict[str, Any]) -> dict[str, Any]:
-    """Weight 0 first, then the candidate marked rejected with the reason, then stopped."""
-    reason = failure_reason(plan)
-    gw = router()
-    gw.set_weight(0)
-    if not gw.verify_weight(0):
-        raise ReleaseFailed("the gateway does not serve 0 % to the candidate after rollback")
-    record_event(plan, "cut", weight=0, reason=reason)
-    rt = runtime()
-    stable = rt.deploy(plan["model"], plan["baseline"])  # running already; idempotent
-    gw.set_routes(stable.url, None, 0)
-    reg = registry()
-    if reg.status(plan["model"], plan["candidate"]) != "rejected":
-        reg.mark_rejected(plan["model"], plan["candidate"], reason)
-    rt.remove(plan["model"], plan["candidate"])
-    scrape(plan["model"], plan["candidate"], None)
-    record_event(plan, "rolled_back", reason=reason)
-    return {"outcome": "rolled_back", "reason": reason}
+    @property
+    def provider(self):
+        return self._part("provider")
 
+    # ---- the journal -----------------------------------------------------------------------
 
-def promote(plan: dict[str, Any]) -> dict[str, Any]:
-    """At 100 %: the gateway serves the new stable alone, then the registry pointer moves."""
-    gw = router()
-    if not gw.verify_weight(100):
-        raise ReleaseFailed(f"promotion needs 100 % on the candidate; the gateway serves {gw.weight()} %")
-    gw.set_routes(gw.state.candidate_url, None, 0)  # one reload: every user stays on the candidate
-    registry().promote(plan["model"], plan["candidate"], reason=f"release {plan['run_id']}")
-    record_event(plan, "promoted", previous=plan["baseline"])
-    return {"outcome": "promoted", "stable": plan["candidate"], "previous": plan["baseline"]}
+    def record(self, event: ev.Event) -> ev.Event:
+        return self.journal.append(event)
 
+    def events(self) -> list[ev.Event]:
+        return self.journal.read()
 
-def teardown(plan: dict[str, Any]) -> dict[str, Any]:
-    """Stop the old version, unless it became stable again meanwhile."""
-    if registry().pointers(plan["model"]).stable == plan["baseline"]:
-        record_event(plan, "teardown_skipped", reason="the old version is stable again")
-        return {"removed": None}
-    runtime().remove(plan["model"], plan["baseline"])
-    scrape(plan["model"], plan["baseline"], None)
-    record_event(plan, "torn_down", version=plan["baseline"])
-    return {"removed": plan["baseline"]}
+    def record_failure(self, task: str, reason: str, blame: str = BLAME_CANDIDATE) -> None:
+        self.record(ev.Failure(task=task, reason=reason, blame=blame))
 
+    def failure(self) -> ev.Failure | None:
+        return ev.first(self.events(), ev.Failure)
 
-def outcome(plan: dict[str, Any]) -> str:
-    kinds = {e["event"] for e in events(plan)}
-    if "promoted" in kinds:
-        return "promoted"
-    if "rolled_back" in kinds:
-        return "rolled_back"
-    if "failure" in kinds:
-        return "failed"
-    return "unfinished"
+    def outcome(self) -> str:
+        return ev.outcome(self.events())
 
+    # ---- before traffic --------------------------------------------------------------------
 
-def finish(plan: dict[str, Any] | None, run_id: str) -> dict[str, Any]:
-    """Write the report and free the model for its next release (only if this run holds it).
+    def validate(self) -> dict[str, Any]:
+        """Offline checks before any traffic: loads, finite scores in range, close to stable."""
+        from paddle_canary.validation.compare import compare_with_baseline
+        p = self.plan
+        report = compare_with_baseline(self.registry.card(p.model, p.candidate),
+                                       self.registry.card(p.model, p.baseline))
+        self.record(ev.Validated(report=report))
+        if not report["passed"]:
+            raise ReleaseFailed("offline validation failed: " + "; ".join(report["problems"]))
+        self.registry.mark_validated(p.model, p.candidate, report)
+        return report
 
-    Called by the rollback as soon as it is done and by the final report task; the second call
-    rewrites the report with whatever came after and records nothing twice.
-    """
-    if not plan:
-        return {"outcome": "refused", "report": None}
-    from paddle_canary.report.html import write_report
-    result = outcome(plan)
-    if not any(e["event"] == "finished" and e.get("outcome") == result for e in events(plan)):
-        record_event(plan, "finished", outcome=result)
-    report_path = write_report(plan, events(plan), paths())
-    lock.release(paths().registry_root, plan["model"], run_id)
-    return {"outcome": result, "report": str(report_path)}
+    def record_validation(self, task: str, summary: dict[str, Any] | None) -> bool:
+        """Record a validation that ran elsewhere (the GPU pod): the summary in the journal,
+        the registry's ``validated`` on a pass, the release's failure otherwise."""
+        if summary is None:
+            self.record_failure(task, "offline validation failed: the pod wrote no summary")
+            return False
+        self.record(ev.Validated(report=summary))
+        if summary.get("passed"):
+            self.registry.mark_validated(self.plan.model, self.plan.candidate, summary)
+            return True
+        self.record_failure(task, "offline validation failed: "
+                            + "; ".join(summary.get("problems") or ["no reason given"]))
+        return False
 
+    def deploy(self) -> dict[str, Any]:
+        """Start both versions (idempotent) and route them, the candidate at weight 0."""
+        from paddle_canary.traffic.base import ModelRoute
+        p = self.plan
+        stable = self.runtime.deploy(p.model, p.baseline)
+        candidate = self.runtime.deploy(p.model, p.candidate)
+        live = self.router.live(p.model)
+        if (live is not None and live.candidate is not None and live.weight > 0
+                and live.candidate.version != p.candidate):
+            raise ReleaseFailed(f"the gateway still sends {live.weight} % of {p.model} to another "
+                                f"candidate ({live.candidate.version}); roll that back first")
+        route = ModelRoute(p.model, stable=self.router.backend(p.baseline, stable.url),
+                           candidate=self.router.backend(p.candidate, candidate.url),
+                           weight=live.weight if live and live.candidate
+                           and live.candidate.version == p.candidate else 0)
+        self.router.apply_verified(route)
+        self.record(ev.Deployed(stable_url=stable.url, candidate_url=candidate.url,
+                                stable_instance=stable.instance,
+                                candidate_instance=candidate.instance))
+        return {"stable_url": stable.url, "candidate_url": candidate.url}
+
+    # ---- steps -----------------------------------------------------------------------------
+
+    def _deployed(self) -> ev.Deployed | None:
+        found = ev.of_kind(self.events(), ev.Deployed)
+        return found[-1] if found else None
+
+    def _require_safe_to_raise(self, what: str) -> None:
+        """Refuse to give the candidate more traffic unless it and the gateway are healthy now."""
+        p = self.plan
+        health = self.runtime.probe(p.model, p.candidate)
+        deployed = self._deployed()
+        if not health.healthy:
+            raise ReleaseFailed(f"{what} refused: candidate {p.candidate} is {health.state} "
+                                f"({health.detail})")
+        if deployed and deployed.candidate_instance and \
+                health.instance != deployed.candidate_instance:
+            raise ReleaseFailed(f"{what} refused: candidate {p.candidate} restarted since it "
+                                f"was deployed ({deployed.candidate_instance} -> {health.instance})")
+        gateway = self.router.health()
+        if not gateway.ok:
+            raise ReleaseFailed(f"{what} refused: the gateway is not healthy ({gateway.detail})")
+
+    def set_step_weight(self, step: int, weight: int) -> dict[str, Any]:
+        """Move the candidate to ``weight`` % (step ``step``, 1-based), read back from the data
+        plane. A raise needs a healthy candidate and gateway; lowering never does."""
+        p = self.plan
+        current = self.router.route(p.model)
+        if current.candidate is None or current.candidate.version != p.candidate:
+            raise ReleaseFailed(f"the gateway does not route {p.model}'s candidate {p.candidate}; "
+                                "deploy it first")
+        if weight > current.weight:
+            self._require_safe_to_raise(f"raising {p.model} {p.candidate} to {weight} %")
+        self.router.apply_verified(current.replace(weight=weight))
+        at = time.time()
+        self.record(ev.WeightSet(weight=weight, step=step, ts=at))
+        return {"weight": weight, "at": at, "step": step}
+
+    def health_gate(self, previous: dict[str, Any] | None = None) -> tuple[dict[str, Any], float]:
+        """What a look sees of the running parts: a ``health`` gate (fail: candidate gone,
+        restarted, failing past the grace, gateway down; inconclusive: stable restarted or
+        candidate failing within the grace), and the time the judge's window may start from."""
+        p = self.plan
+        now = time.time()
+        deployed = self._deployed()
+        since = deployed.ts if deployed else 0.0
+        gateway = self.router.health()
+        if not gateway.ok:
+            gate = _health_gate(FAIL, f"gateway down: {gateway.detail}")
+            gate["blame"] = BLAME_GATEWAY
+            return gate, since
+        cand = self.runtime.probe(p.model, p.candidate)
+        if cand.state == "gone":
+            return _health_gate(FAIL, f"candidate {p.candidate} is gone: {cand.detail}"), since
+        if deployed and cand.restarted_since(deployed.candidate_instance):
+            return _health_gate(FAIL, f"candidate {p.candidate} restarted "
+                                      f"({deployed.candidate_instance} -> {cand.instance})"), since
+        if not cand.healthy:
+            failing_since = ((previous or {}).get("health") or {}).get("failing_since") or now
+            gate = _health_gate(FAIL if now - failing_since > HEALTH_GRACE_S else INCONCLUSIVE,
+                                f"candidate {p.candidate} fails /deep_health for "
+                                f"{now - failing_since:.0f} s: {cand.detail}")
+            gate["details"]["failing_since"] = failing_since
+            return gate, since
+        stable = self.runtime.probe(p.model, p.baseline)
+        if not stable.healthy:
+            return _health_gate(INCONCLUSIVE, f"stable {p.baseline} is {stable.state}: "
+                                              f"{stable.detail}"), since
+        if deployed and stable.restarted_since(deployed.stable_instance):
+            # A stable restart makes this look inconclusive; the window restarts from now.
+            endpoint = self.runtime.endpoint(p.model, p.baseline)
+            self.record(ev.Deployed(stable_url=endpoint.url if endpoint else None,
+                                    candidate_url=deployed.candidate_url,
+                                    stable_instance=stable.instance or "",
+                                    candidate_instance=deployed.candidate_instance))
+            return _health_gate(INCONCLUSIVE, f"stable {p.baseline} restarted; the window "
+                                              "starts again"), now
+        return _health_gate(PASS, "candidate, stable and gateway healthy"), since
+
+    def judge(self, since: float, step: int | None = None, weight: int | None = None,
+              previous: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One look: the running parts' health, then candidate vs stable over [since, now] on
+        every gate. Recorded in the journal with the step and weight."""
+        from paddle_canary.analysis.analyze import analyze
+        from paddle_canary.analysis.config import GateConfig
+        from paddle_canary.analysis.verdict import combine
+        p = self.plan
+        health, window_from = self.health_gate(previous)
+        start = max(since, window_from)
+        verdict = analyze(self.provider, p.model, p.baseline, p.candidate,
+                          GateConfig.from_dict(p.gates), start=start, end=time.time()).to_dict()
+        verdict["gates"] = [health] + list(verdict.get("gates") or [])
+        status = combine(g["status"] for g in verdict["gates"])
+        if health["status"] == FAIL:
+            verdict["reason"] = health["reason"]
+        elif health["status"] == INCONCLUSIVE and status != FAIL:
+            verdict["reason"] = f"{health['reason']}; {verdict.get('reason', '')}".rstrip("; ")
+        verdict["status"] = status
+        verdict["health"] = {"status": health["status"], "reason": health["reason"],
+                             "failing_since": health["details"].get("failing_since"),
+                             "blame": health.pop("blame", BLAME_CANDIDATE)}
+        self.record(ev.Look(verdict=verdict, step=step, weight=weight,
+                            health=verdict["health"]))
+        return verdict
+
+    def record_verdict(self, task: str, verdict: dict[str, Any], step: int | None = None,
+                       weight: int | None = None) -> None:
+        self.record(ev.StepVerdict(task=task, verdict=verdict, step=step, weight=weight))
+
+    def cut(self, reason: str) -> bool:
+        """No user traffic to the candidate now (weight 0, no header route, no mirror), if the
+        gateway still sends it any. Idempotent; True when it changed something."""
+        live = self.router.live(self.plan.model)
+        if live is None or live.candidate is None or \
+                (live.weight == 0 and live.header is None and live.mirror == 0):
+            return False
+        self.router.apply_verified(live.replace(weight=0, header=None, mirror=0))
+        self.record(ev.Cut(reason=reason))
+        return True
+
+    # ---- endings ---------------------------------------------------------------------------
+
+    def rollback(self) -> dict[str, Any]:
+        """Every user back on stable, the candidate rejected with the reason (or released, when
+        the fault was the gateway's), stopped and no longer scraped. Each part is attempted even
+        when an earlier one fails; the parts that failed are recorded and returned."""
+        from paddle_canary.traffic.base import ModelRoute
+        p = self.plan
+        failure = self.failure()
+        reason = failure.reason if failure else "a release task failed (see the Airflow log)"
+        blame = failure.blame if failure else BLAME_CANDIDATE
+        incomplete: list[str] = []
+
+        try:
+            stable = self.runtime.deploy(p.model, p.baseline)  # running already: idempotent
+            self.router.apply_verified(
+                ModelRoute(p.model, stable=self.router.backend(p.baseline, stable.url)))
+            self.record(ev.Cut(reason=reason))
+        except Exception as exc:  # noqa: BLE001 - record it, then do the rest
+            incomplete.append(f"traffic: {type(exc).__name__}: {exc}")
+        try:
+            if blame == BLAME_CANDIDATE:
+                if self.registry.status(p.model, p.candidate) != "rejected":
+                    self.registry.mark_rejected(p.model, p.candidate, reason)
+            elif self.registry.pointers(p.model).candidate == p.candidate:
+                self.registry.clear_candidate(p.model)
+        except Exception as exc:  # noqa: BLE001
+            incomplete.append(f"registry: {type(exc).__name__}: {exc}")
+        try:
+            self.runtime.remove(p.model, p.candidate)
+        except Exception as exc:  # noqa: BLE001
+            incomplete.append(f"candidate: {type(exc).__name__}: {exc}")
+        self.record(ev.RolledBack(reason=reason, incomplete=incomplete))
+        return {"outcome": ev.ROLLED_BACK_OUTCOME, "reason": reason, "incomplete": incomplete}
+
+    def promote(self) -> dict[str, Any]:
+        """At 100 %: the gateway serves the new stable alone, then the registry pointer moves.
+        Only while the candidate answers /deep_health and the gateway is healthy."""
+        from paddle_canary.traffic.base import ModelRoute
+        p = self.plan
+        live = self.router.route(p.model)
+        if live.candidate is None or live.candidate.version != p.candidate or live.weight != 100:
+            raise ReleaseFailed(f"promotion needs 100 % on {p.candidate}; the gateway serves "
+                                f"{live.weight} % to {live.candidate.version if live.candidate else None}")
+        self._require_safe_to_raise(f"promoting {p.model} {p.candidate}")
+        # one change: every user stays on the candidate, which becomes the stable backend
+        self.router.apply_verified(ModelRoute(p.model, stable=live.candidate))
+        self.registry.promote(p.model, p.candidate, reason=f"release {p.run_id}")
+        self.record(ev.Promoted(previous=p.baseline))
+        return {"outcome": ev.PROMOTED_OUTCOME, "stable": p.candidate, "previous": p.baseline}
+
+    def promoted_at(self) -> float | None:
+        found = ev.first(self.events(), ev.Promoted)
+        return found.ts if found else None
+
+    def teardown(self) -> dict[str, Any]:
+        """Stop the old version, unless it became stable again meanwhile."""
+        p = self.plan
+        if self.registry.pointers(p.model).stable == p.baseline:
+            self.record(ev.TeardownSkipped(reason="the old version is stable again"))
+            return {"removed": None}
+        self.runtime.remove(p.model, p.baseline)
+        self.record(ev.TornDown(version=p.baseline))
+        return {"removed": p.baseline}
+
+    def finish(self, run_id: str) -> dict[str, Any]:
+        """Record the outcome once and free the model for its next release (only if this run
+        holds it). Called by the rollback as soon as it is done and by the final report task."""
+        result = self.outcome()
+        if not any(e.outcome == result for e in ev.of_kind(self.events(), ev.Finished)):
+            self.record(ev.Finished(outcome=result))
+        lock.release(self.registry.root, self.plan.model, run_id)
+        return {"outcome": result}

@@ -35,7 +35,7 @@ def acquire(registry_root: Path, model: str, run_id: str, candidate: str) -> Non
     record = {"run_id": run_id, "candidate": candidate,
               "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         current = holder(registry_root, model) or {}
         if current.get("run_id") == run_id:
@@ -43,7 +43,7 @@ def acquire(registry_root: Path, model: str, run_id: str, candidate: str) -> Non
         raise ReleaseInProgress(
             f"a release of {model} is still running (run {current.get('run_id')!r}, candidate "
             f"{current.get('candidate')!r}, since {current.get('since')}); wait for it to end, "
-            f"or run 'paddle-canary release unlock {model}' if that run is gone") from None
+            f"or run 'paddle-canary unlock {model}' if that run is gone") from None
     with os.fdopen(fd, "w") as f:
         json.dump(record, f)
         f.flush()

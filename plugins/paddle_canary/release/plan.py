@@ -12,6 +12,7 @@ import numbers
 from typing import Any
 
 from paddle_canary.errors import UserError
+from paddle_canary.runtime.factory import RUNTIMES
 
 # The DAG has this many step slots (task groups); a plan may use fewer.
 MAX_STEPS = 12
@@ -25,7 +26,6 @@ DEFAULT_PLAN = {
     "max_extensions": 2,
     "runtime": "local",
 }
-RUNTIMES = ("local",)
 REQUEST_KEYS = {"model", "version", "gates", *DEFAULT_PLAN}
 
 

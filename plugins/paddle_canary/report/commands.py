@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from paddle_canary.errors import UserError
@@ -26,27 +25,29 @@ def add_commands(subparsers) -> None:
 
 
 def cmd_report(args) -> int:
-    from paddle_canary.release import journal
-    from paddle_canary.release.stack import StackPaths
+    from paddle_canary.release.events import PLAN
+    from paddle_canary.release.journal import Journal
     from paddle_canary.report.data import summary
-    from paddle_canary.report.html import write_report
+    from paddle_canary.report.html import report_from_journal
+    from paddle_canary.settings import Settings
 
-    paths = StackPaths.from_env()
+    settings = Settings.from_env()
     if args.home is not None:
-        paths = dataclasses.replace(paths, home=args.home)
+        settings = settings.replace(home=args.home)
     if args.prometheus_url is not None:
-        paths = dataclasses.replace(paths, prometheus_url=args.prometheus_url)
+        settings = settings.replace(prometheus_url=args.prometheus_url)
     check_model_name(args.model)
-    source = journal.journal_path(paths.home, args.model, args.run_id)
-    events = journal.read(source)
-    plans = [e["plan"] for e in events if e.get("event") == "plan" and isinstance(e.get("plan"), dict)]
-    if not events:
-        raise UserError(f"no release journal for {args.model} run {args.run_id!r} at {source}")
-    if not plans:
-        raise UserError(f"{source} has no plan event: the release was refused before it started")
-    plan = {**plans[-1], "run_id": plans[-1].get("run_id") or args.run_id}
-    path = write_report(plan, events, paths)
-    s = summary(plan, events)
+    journal = Journal.of_run(settings.home, args.model, args.run_id)
+    records = journal.records()
+    if not records:
+        raise UserError(f"no release journal for {args.model} run {args.run_id!r} at "
+                        f"{journal.path}")
+    try:
+        path = report_from_journal(records, settings)
+    except UserError as exc:
+        raise UserError(f"{journal.path}: {exc}") from None
+    plan = next(r["plan"] for r in records if r.get("event") == PLAN)
+    s = summary(plan, records)
     ftz = s["fault_to_zero_s"]
     print(f"{s['model']} {s['candidate']}: {s['outcome']}"
           + (f" ({s['reason']})" if s["reason"] else "")

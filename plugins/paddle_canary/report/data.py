@@ -1,8 +1,10 @@
 """Turn a release journal into what the report shows: outcome, timings, series, verdicts.
 
-The journal (:mod:`paddle_canary.release.journal`) is a list of ``{"ts", "event", ...}`` dicts.
-Verdicts come from the analysis package; every field is read defensively, so a journal from an
-older or newer version of the judge, or a release that stopped half-way, still gives a report.
+The journal's records are ``{"ts", "event", ...}`` dicts whose kinds and fields
+:mod:`paddle_canary.release.events` declares (the constants below come from there); the outcome
+is that module's :func:`~paddle_canary.release.events.outcome`. Verdicts come from the analysis
+package; every field is read defensively, so a journal from an older or newer version of the
+judge, or a release that stopped half-way, still gives a report.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import math
 import re
 from typing import Any
+
+from paddle_canary.release import events as ev
 
 GATE_ORDER = ("score_distribution", "rejection_rate", "latency_p95", "errors")
 
@@ -53,22 +57,24 @@ def status_of(verdict: Any) -> str:
 
 def outcome(events: list[dict[str, Any]]) -> dict[str, Any]:
     """``{"outcome": promoted|rolled_back|refused|failed|unfinished, "label", "reason"}``."""
-    events = ordered(events)
-    failure = _first(events, "failure")
-    failure_reason = failure.get("reason") if failure else None
-    finished = [e for e in events if e.get("event") == "finished"]
-    said = finished[-1].get("outcome") if finished else None
-    if _first(events, "promoted"):
-        return {"outcome": "promoted", "label": "promoted", "reason": None}
-    rolled = _first(events, "rolled_back")
-    if rolled:
-        return {"outcome": "rolled_back", "label": "rolled back",
-                "reason": rolled.get("reason") or failure_reason}
-    if said == "refused":
-        return {"outcome": "refused", "label": "refused", "reason": failure_reason}
-    if failure:
-        return {"outcome": "failed", "label": "failed (not rolled back)", "reason": failure_reason}
-    return {"outcome": "unfinished", "label": "unfinished", "reason": None}
+    typed = []
+    for record in ordered(events):
+        try:
+            typed.append(ev.parse(record))
+        except ValueError:
+            continue
+    word = ev.outcome(typed)
+    failure_reason = ev.failure_reason(typed)
+    rolled = ev.first(typed, ev.RolledBack)
+    labels = {ev.PROMOTED_OUTCOME: "promoted", ev.ROLLED_BACK_OUTCOME: "rolled back",
+              ev.REFUSED: "refused", ev.FAILED: "failed (not rolled back)",
+              ev.UNFINISHED: "unfinished"}
+    reason = None
+    if word == ev.ROLLED_BACK_OUTCOME:
+        reason = (rolled.reason if rolled else None) or failure_reason
+    elif word in (ev.REFUSED, ev.FAILED):
+        reason = failure_reason
+    return {"outcome": word, "label": labels[word], "reason": reason}
 
 
 def weight_points(events: list[dict[str, Any]], end: float | None = None) -> list[tuple[float, int]]:
@@ -83,14 +89,14 @@ def weight_points(events: list[dict[str, Any]], end: float | None = None) -> lis
     points = [(ts_of(events[0]), 0)]
     for e in events:
         kind = e.get("event")
-        if kind == "weight":
+        if kind == ev.WEIGHT:
             try:
                 points.append((ts_of(e), int(e.get("weight"))))
             except (TypeError, ValueError):
                 continue
-        elif kind in ("cut", "rolled_back"):
+        elif kind in (ev.CUT, ev.ROLLED_BACK):
             points.append((ts_of(e), 0))
-        elif kind == "promoted":
+        elif kind == ev.PROMOTED:
             points.append((ts_of(e), 100))
     last = end if end is not None else ts_of(events[-1])
     points.append((max(last, points[-1][0]), points[-1][1]))
@@ -118,11 +124,11 @@ def fault_to_zero(events: list[dict[str, Any]]) -> dict[str, Any]:
     faults = []
     for e in events:
         kind = e.get("event")
-        if kind in ("look", "verdict") and status_of(e.get("verdict")) == "fail":
+        if kind in (ev.LOOK, ev.VERDICT) and status_of(e.get("verdict")) == "fail":
             faults.append((ts_of(e), f"judge: {kind} failed"
                            + (f" ({failing_gates(e['verdict'])})" if failing_gates(e["verdict"])
                               else "")))
-        elif kind == "failure":
+        elif kind == ev.FAILURE:
             faults.append((ts_of(e), f"failure in {e.get('task') or 'a task'}: "
                                      f"{e.get('reason') or 'no reason given'}"))
     out: dict[str, Any] = {"fault_at": None, "fault_signal": None, "zero_at": None,
@@ -135,7 +141,7 @@ def fault_to_zero(events: list[dict[str, Any]]) -> dict[str, Any]:
     if weight_at(weight_points(events), fault_at) == 0:
         out["note"] = "the candidate had no users when the fault was seen"
         return out
-    zero = next((e for e in events if e.get("event") in ("cut", "rolled_back")
+    zero = next((e for e in events if e.get("event") in (ev.CUT, ev.ROLLED_BACK)
                  and ts_of(e) >= fault_at), None)
     if zero is None:
         out["note"] = "traffic was not cut to 0 %"
@@ -155,7 +161,7 @@ def steps_reached(plan: dict[str, Any], events: list[dict[str, Any]]) -> dict[st
     planned = [int(s) for s in plan.get("steps") or [] if isinstance(s, (int, float))]
     applied = []
     for e in ordered(events):
-        if e.get("event") == "weight" and isinstance(e.get("weight"), (int, float)):
+        if e.get("event") == ev.WEIGHT and isinstance(e.get("weight"), (int, float)):
             w = int(e["weight"])
             if w not in applied:
                 applied.append(w)
@@ -169,11 +175,11 @@ def approvals(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for e in ordered(events):
         kind = e.get("event")
-        if kind == "approval_requested":
+        if kind == ev.APPROVAL_REQUESTED:
             rows.append({"task": e.get("task"), "weight": e.get("weight"),
                          "requested_at": ts_of(e), "answered_at": None, "answer": None,
                          "by": None})
-        elif kind == "approval_answered":
+        elif kind == ev.APPROVAL_ANSWERED:
             row = next((r for r in reversed(rows) if r["task"] == e.get("task")
                         and r["answered_at"] is None), None)
             if row is None:
@@ -202,7 +208,7 @@ def final_verdicts(plan: dict[str, Any], events: list[dict[str, Any]]) -> list[d
     points = weight_points(events)
     out = []
     for e in ordered(events):
-        if e.get("event") != "verdict" or not isinstance(e.get("verdict"), dict):
+        if e.get("event") != ev.VERDICT or not isinstance(e.get("verdict"), dict):
             continue
         weight = step_weight_of(e.get("task"), plan)
         if weight is None:
@@ -254,14 +260,14 @@ def number(v: Any) -> float | None:
 
 def looks(events: list[dict[str, Any]]) -> list[tuple[float, dict[str, Any]]]:
     return [(ts_of(e), e["verdict"]) for e in ordered(events)
-            if e.get("event") == "look" and isinstance(e.get("verdict"), dict)]
+            if e.get("event") == ev.LOOK and isinstance(e.get("verdict"), dict)]
 
 
 def gate_names(events: list[dict[str, Any]]) -> list[str]:
     """Gates seen in any look or verdict, in the usual order, then any others."""
     seen: list[str] = []
     for e in ordered(events):
-        if e.get("event") in ("look", "verdict"):
+        if e.get("event") in (ev.LOOK, ev.VERDICT):
             for g in gate_rows(e.get("verdict")):
                 name = str(g.get("gate"))
                 if name not in seen:

@@ -19,7 +19,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from paddle_canary.errors import UserError
 from paddle_canary.registry.names import check_model_name
+from paddle_canary.release import events as ev
 from paddle_canary.release import journal
 from paddle_canary.report import data, prom, svg
 
@@ -93,6 +95,18 @@ def write_report(plan: dict[str, Any], events: list[dict[str, Any]], paths,
     _write_atomic(json_path, json.dumps(summary, indent=2, default=str) + "\n")
     _write_atomic(html_path, page)
     return html_path
+
+
+def report_from_journal(records: list[dict[str, Any]], settings, *,
+                        prometheus_url: str | None = None) -> Path:
+    """Write the report of the release whose journal ``records`` are (their plan names the
+    model and the run); what it shows depends on the journal alone, plus Prometheus when it
+    answers. Raises UserError for a journal without a plan (a refused request)."""
+    plan = next((r["plan"] for r in records
+                 if r.get("event") == ev.PLAN and isinstance(r.get("plan"), dict)), None)
+    if plan is None:
+        raise UserError("the journal has no plan event: the release was refused before it started")
+    return write_report(plan, records, settings, prometheus_url=prometheus_url)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -206,9 +220,9 @@ def _short(text: str, n: int = 90) -> str:
 def _cards(plan, events, summary) -> str:
     out = data.outcome(events)
     outcome_note = _short(str(out["reason"] or ""))
-    if out["outcome"] == "promoted":
-        torn = next((e for e in events if e.get("event") == "torn_down"), None)
-        sched = next((e for e in events if e.get("event") == "teardown_scheduled"), None)
+    if out["outcome"] == ev.PROMOTED_OUTCOME:
+        torn = next((e for e in events if e.get("event") == ev.TORN_DOWN), None)
+        sched = next((e for e in events if e.get("event") == ev.TEARDOWN_SCHEDULED), None)
         outcome_note = (f"{plan.get('baseline')} torn down" if torn else
                         f"{plan.get('baseline')} teardown at {sched.get('at')}" if sched else "")
     secs = summary["fault_to_zero_s"]
@@ -250,27 +264,27 @@ def _weight_chart(plan, events, summary, start, end) -> str:
     for e in data.ordered(events):
         kind, t = e.get("event"), data.ts_of(e)
         y = data.weight_at(points, t + 1e-6)
-        if kind == "look" and data.status_of(e.get("verdict")) == "fail":
+        if kind == ev.LOOK and data.status_of(e.get("verdict")) == "fail":
             kind = "fault"
             if kind in shown:
                 continue
         first = kind not in shown  # label the first of each kind; the rest have tooltips
-        if kind == "approval_requested":
+        if kind == ev.APPROVAL_REQUESTED:
             chart.marker(t - start, y, svg.THRESHOLD, shape="ring",
                          title=f"approval asked before {e.get('weight')} % ({_when(t)})")
-        elif kind == "approval_answered":
+        elif kind == ev.APPROVAL_ANSWERED:
             ok = str(e.get("answer", "")).lower().startswith("approv")
             chart.marker(t - start, y, svg.PASS if ok else svg.FAIL, shape="triangle",
                          title=f"{e.get('answer')} by {e.get('by')} ({_when(t)})",
                          text=f"{e.get('answer')} ({e.get('by')})")
-        elif kind == "failure":
+        elif kind == ev.FAILURE:
             chart.marker(t - start, data.weight_at(points, t), svg.FAIL, shape="cross",
                          title=f"failure in {e.get('task')}: {e.get('reason')}")
-        elif kind == "cut":
+        elif kind == ev.CUT:
             chart.marker(t - start, 0, svg.FAIL, shape="diamond",
                          title=f"traffic cut to 0 % ({_when(t)}): {e.get('reason')}",
                          text="0 %" if first else "")
-        elif kind == "promoted":
+        elif kind == ev.PROMOTED:
             chart.marker(t - start, 100, svg.PASS, shape="circle", title=f"promoted ({_when(t)})",
                          text="promoted")
         elif kind == "fault":
@@ -282,12 +296,12 @@ def _weight_chart(plan, events, summary, start, end) -> str:
             continue
         shown.add(kind)
     for kind, label, colour, shape in (
-            ("approval_requested", "approval asked", svg.THRESHOLD, "ring"),
-            ("approval_answered", "approval answered", svg.PASS, "triangle"),
+            (ev.APPROVAL_REQUESTED, "approval asked", svg.THRESHOLD, "ring"),
+            (ev.APPROVAL_ANSWERED, "approval answered", svg.PASS, "triangle"),
             ("fault", "first failing look", svg.FAIL, "cross"),
-            ("failure", "task failure", svg.FAIL, "cross"),
-            ("cut", "cut to 0 %", svg.FAIL, "diamond"),
-            ("promoted", "promoted", svg.PASS, "circle")):
+            (ev.FAILURE, "task failure", svg.FAIL, "cross"),
+            (ev.CUT, "cut to 0 %", svg.FAIL, "diamond"),
+            (ev.PROMOTED, "promoted", svg.PASS, "circle")):
         if kind in shown:
             chart.legend(label, colour, shape)
     return chart.render()
@@ -415,7 +429,7 @@ def _fmt(v: Any) -> str:
 def _steps_table(plan, events, summary, start) -> str:
     applied = {}
     for e in data.ordered(events):
-        if e.get("event") == "weight" and e.get("weight") not in applied:
+        if e.get("event") == ev.WEIGHT and e.get("weight") not in applied:
             applied[e.get("weight")] = data.ts_of(e)
     verdicts = {}
     for v in data.final_verdicts(plan, events):
@@ -505,10 +519,10 @@ def _event_log(events, start) -> str:
     rows = []
     for e in data.ordered(events):
         kind = str(e.get("event"))
-        if kind == "look":
+        if kind == ev.LOOK:
             detail = f"{(e.get('verdict') or {}).get('status')}: " \
                      f"{(e.get('verdict') or {}).get('reason') or ''}"
-        elif kind == "plan":
+        elif kind == ev.PLAN:
             detail = "release plan (see above)"
         else:
             detail = ", ".join(f"{k}={json.dumps(v, default=str)[:200]}" for k, v in e.items()

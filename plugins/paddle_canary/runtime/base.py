@@ -55,8 +55,10 @@ class VersionHealth:
     def healthy(self) -> bool:
         return self.state == HEALTHY
 
-    def restarted_since(self, endpoint: Endpoint) -> bool:
-        return bool(endpoint.instance and self.instance and self.instance != endpoint.instance)
+    def restarted_since(self, instance: str | None) -> bool:
+        """True when a running instance is found and it is not ``instance`` (an earlier
+        :attr:`Endpoint.instance`)."""
+        return bool(instance and self.instance and self.instance != instance)
 
     def to_dict(self) -> dict:
         return {"state": self.state, "detail": self.detail, "instance": self.instance}

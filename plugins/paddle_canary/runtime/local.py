@@ -1,10 +1,12 @@
 """Versions as local processes: one ``paddle-canary serve`` child per version, on a free port.
 
 State lives in ``<workdir>/endpoints.json`` (``{"<model>/<version>": {model, version, url, port,
-pid, log, started_at}}``), replaced atomically under a file lock, so another process (the CLI,
-an Airflow task) finds a version started here and stops it by PID. Logs go to
-``<workdir>/logs/<model>-<version>.log``. A PID is only trusted while ``/proc/<pid>/cmdline`` is
-still that ``serve`` command on that port (PIDs are reused).
+pid, instance, log, started_at}}``), replaced atomically under a file lock, so another process
+(the CLI, an Airflow task) finds a version started here and stops it by PID. Logs go to
+``<workdir>/logs/<model>--<version>.log``. A PID is only trusted while ``/proc/<pid>/cmdline`` is
+still that ``serve`` command on that port (PIDs are reused). A version that is started is
+added to Prometheus' file service discovery in ``targets_dir`` (when given) once it is healthy,
+and dropped from it on ``remove``.
 """
 
 from __future__ import annotations
@@ -22,19 +24,16 @@ from urllib.parse import urlsplit
 
 from filelock import FileLock
 
-from paddle_canary.errors import UserError
-from paddle_canary.process import Timeout, free_port, pid_alive, spawn, stop_pid, wait_until
+from paddle_canary.process import (Timeout, free_port, pid_alive, spawn, stop_marked, stop_pid,
+                                   wait_until)
 from paddle_canary.registry import Registry
-from paddle_canary.runtime.base import Endpoint, Runtime
+from paddle_canary.runtime.base import (FAILING, GONE, HEALTHY, DeployError, Endpoint, Runtime,
+                                        VersionHealth)
 
 STATE_FILE = "endpoints.json"
 LOCK_FILE = "endpoints.json.lock"
 STOP_TIMEOUT_S = 10.0
 PORT_ATTEMPTS = 3  # a port taken between free_port() and the child's bind: try another
-
-
-class DeployError(UserError):
-    """A version did not start, or did not pass /deep_health in time (the log tail says why)."""
 
 
 # /deep_health scores every reference row: about 3.5 s for a model 25 ms per row (bad-slow)
@@ -64,13 +63,16 @@ def log_tail(path: Path, lines: int = 12) -> str:
 
 
 def serve_argv(model: str, version: str, port: int, registry_root: Path | str | None = None,
-               host: str = "127.0.0.1", device: str = "cpu", threads: int = 1) -> list[str]:
+               host: str = "127.0.0.1", device: str = "cpu", threads: int = 1,
+               shadow: str | None = None) -> list[str]:
     """The ``paddle-canary serve`` command line for one version."""
     argv = [sys.executable, "-m", "paddle_canary.cli", "serve", "--model", model,
             "--version", version, "--host", host, "--port", str(port),
             "--device", device, "--threads", str(threads)]
     if registry_root:
         argv += ["--registry", str(registry_root)]
+    if shadow:
+        argv += ["--shadow", shadow]
     return argv
 
 
@@ -126,13 +128,16 @@ class ServeProcess:
 
 
 class LocalRuntime(Runtime):
+    kind = "local"
+
     def __init__(self, workdir: Path | str, registry_root: Path | str | None = None,
                  host: str = "127.0.0.1", device: str = "cpu", threads: int = 1,
-                 start_timeout: float = 60.0):
+                 start_timeout: float = 60.0, targets_dir: Path | str | None = None):
         self.workdir = Path(workdir)
         self.registry_root = Path(registry_root) if registry_root else None
         self.host, self.device, self.threads = host, device, threads
         self.start_timeout = start_timeout
+        self.targets_dir = Path(targets_dir) if targets_dir else None
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.state_path = self.workdir / STATE_FILE
         self._lock = FileLock(str(self.workdir / LOCK_FILE), timeout=STOP_TIMEOUT_S * 3)
@@ -166,18 +171,22 @@ class LocalRuntime(Runtime):
     @staticmethod
     def _endpoint(entry: dict) -> Endpoint:
         return Endpoint(entry["model"], entry["version"], entry["url"], entry["port"],
-                        entry.get("pid"))
+                        entry.get("pid"), entry.get("instance") or f"pid-{entry.get('pid')}")
 
     # --- Runtime -------------------------------------------------------------------------
-    def deploy(self, model: str, version: str) -> Endpoint:
-        Registry(self.registry_root).card(model, version)  # unknown version: refused here
+    def deploy(self, model: str, version: str, *, shadow: str | None = None) -> Endpoint:
+        reg = Registry(self.registry_root)
+        reg.card(model, version)  # unknown version: refused here
+        if shadow is not None:
+            reg.card(model, shadow)
         key = f"{model}/{version}"
         for attempt in range(1, PORT_ATTEMPTS + 1):
-            entry, proc = self._start(key, model, version)
+            entry, proc = self._start(key, model, version, shadow)
             endpoint = self._endpoint(entry)
             log = Path(entry["log"])
             try:
                 self._wait_healthy(endpoint, log, proc)
+                self._scrape(endpoint)
                 return endpoint
             except DeployError:
                 if proc is None:  # someone else's process: not ours to stop
@@ -191,7 +200,19 @@ class LocalRuntime(Runtime):
                     raise
         raise AssertionError("unreachable")
 
-    def _start(self, key: str, model: str, version: str) -> tuple[dict, object]:
+    def owner(self, model: str, version: str) -> Path:
+        """The process mark of ``version``'s serving process (see ``process.spawn``): found and
+        stopped by it even when the state file lost its PID."""
+        return self.workdir / "serve" / f"{model}--{version}"
+
+    def _scrape(self, endpoint: Endpoint) -> None:
+        if self.targets_dir is not None:
+            from paddle_canary.analysis.prometheus_server import write_target
+            write_target(self.targets_dir, endpoint.model, endpoint.version,
+                         [urlsplit(endpoint.url).netloc])
+
+    def _start(self, key: str, model: str, version: str,
+               shadow: str | None = None) -> tuple[dict, object]:
         """The running entry for ``key`` (and None), or a new process and its entry."""
         with self._lock:
             state = self._read()
@@ -199,13 +220,16 @@ class LocalRuntime(Runtime):
             if entry and self._ours(entry):
                 return entry, None
             port = free_port(self.host)
-            log = self.workdir / "logs" / f"{model}-{version}.log"
+            log = self.workdir / "logs" / f"{model}--{version}.log"
             offset = log.stat().st_size if log.exists() else 0
             proc = spawn(serve_argv(model, version, port, self.registry_root, self.host,
-                                    self.device, self.threads), log)
+                                    self.device, self.threads, shadow), log,
+                         owner=self.owner(model, version))
+            started = time.time()
             entry = {"model": model, "version": version, "port": port, "pid": proc.pid,
-                     "url": f"http://{self.host}:{port}", "log": str(log),
-                     "log_offset": offset, "started_at": time.time()}
+                     "url": f"http://{self.host}:{port}", "log": str(log), "shadow": shadow,
+                     "log_offset": offset, "started_at": started,
+                     "instance": f"pid-{proc.pid}-{started:.3f}"}
             state[key] = entry
             self._write(state)
             return entry, proc
@@ -247,18 +271,32 @@ class LocalRuntime(Runtime):
 
     def remove(self, model: str, version: str) -> None:
         key = f"{model}/{version}"
+        if self.targets_dir is not None:
+            from paddle_canary.analysis.prometheus_server import remove_target
+            remove_target(self.targets_dir, model, version)
         with self._lock:
             state = self._read()
             entry = state.pop(key, None)
             if entry is None:
+                stop_marked(self.owner(model, version), timeout=STOP_TIMEOUT_S)
                 return
             if self._ours(entry):
                 stop_pid(entry["pid"], signal.SIGTERM, STOP_TIMEOUT_S)
             self._write(state)
+        stop_marked(self.owner(model, version), timeout=STOP_TIMEOUT_S)
 
-    def endpoints(self) -> list[Endpoint]:
-        return [self._endpoint(e) for _, e in sorted(self._read().items()) if self._ours(e)]
+    def endpoints(self, model: str | None = None) -> list[Endpoint]:
+        return [self._endpoint(e) for _, e in sorted(self._read().items())
+                if (model is None or e["model"] == model) and self._ours(e)]
 
-    def health(self, model: str, version: str) -> bool:
+    def probe(self, model: str, version: str, timeout: float = 5.0) -> VersionHealth:
         entry = self._read().get(f"{model}/{version}")
-        return bool(entry and self._ours(entry) and deep_health(entry["url"])[0] == 200)
+        if not entry:
+            return VersionHealth(GONE, f"{model} {version} was never started here (or removed)")
+        instance = self._endpoint(entry).instance
+        if not self._ours(entry):
+            return VersionHealth(GONE, f"{model} {version} (pid {entry.get('pid')}) has exited")
+        status, detail = deep_health(entry["url"], timeout=timeout)
+        if status == 200:
+            return VersionHealth(HEALTHY, "ok", instance)
+        return VersionHealth(FAILING, f"/deep_health: {detail}", instance)

@@ -175,6 +175,8 @@ class TrafficRouter(abc.ABC):
     kind: str = "router"
     #: optional features this router implements (see :data:`FEATURES`)
     supports: frozenset[str] = frozenset()
+    #: True when backends are addressed by URL (nginx); False when by version label (Istio)
+    routes_by_url: bool = True
 
     # ---- what each router implements -------------------------------------------------------
 
@@ -198,6 +200,10 @@ class TrafficRouter(abc.ABC):
         """The models the data plane routes now."""
 
     # ---- the same for every router ---------------------------------------------------------
+
+    def backend(self, version: str, url: str | None) -> Backend:
+        """How this router names a running version: by its URL, or by its version alone."""
+        return Backend(version, url if self.routes_by_url else None)
 
     def check_supported(self, route: ModelRoute) -> None:
         missing = sorted(route.features() - set(self.supports))

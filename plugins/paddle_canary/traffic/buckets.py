@@ -18,6 +18,10 @@ listed first), so::
 exactly as the live nginx decides, and a user in the canary at weight w stays there at every
 weight above w. The hash is fixed (no per-process salt, unlike Python's ``hash()``), so the same
 user ID gets the same bucket in every process, on every machine, in nginx and here.
+
+A gateway routing many models salts the key with the model name (``"<model>:<user id>"``), so
+the users in one model's canary are not the same few in every model's canary; within a model a
+user stays sticky as its weight grows. ``model=None`` hashes the bare user ID.
 """
 
 from __future__ import annotations
@@ -57,20 +61,23 @@ def murmur_hash2(data: bytes) -> int:
     return h
 
 
-def _key(user_id: str | bytes) -> bytes:
+def split_key(user_id: str | bytes, model: str | None = None) -> bytes:
+    """The bytes nginx hashes: the header as sent, salted with ``model`` when given."""
     # nginx hashes the header bytes as sent; HTTP header values are ASCII/latin-1 in practice.
-    return user_id if isinstance(user_id, bytes) else user_id.encode("utf-8")
+    raw = user_id if isinstance(user_id, bytes) else user_id.encode("utf-8")
+    return raw if model is None else model.encode("ascii") + b":" + raw
 
 
-def bucket(user_id: str | bytes) -> int:
+def bucket(user_id: str | bytes, model: str | None = None) -> int:
     """The user's sticky bucket, 0..99: which 1 % share of the 32-bit hash range it falls in."""
-    return min(murmur_hash2(_key(user_id)) // PART_SPAN, BUCKETS - 1)
+    return min(murmur_hash2(split_key(user_id, model)) // PART_SPAN, BUCKETS - 1)
 
 
-def routes_to_candidate(user_id: str | bytes, weight: int) -> bool:
-    """True when nginx at candidate ``weight`` % (0..100) sends ``user_id`` to the candidate.
+def routes_to_candidate(user_id: str | bytes, weight: int, model: str | None = None) -> bool:
+    """True when nginx at candidate ``weight`` % (0..100) sends ``user_id`` to the candidate
+    (of ``model``, whose name salts the bucket on a gateway that routes many models).
 
     A request without a user ID (missing or empty header) always goes to stable.
     """
     weight = check_weight(weight)
-    return bool(user_id) and bucket(user_id) < weight
+    return bool(user_id) and bucket(user_id, model) < weight

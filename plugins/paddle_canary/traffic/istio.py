@@ -1,24 +1,40 @@
-"""The Istio router: moves the canary by patching a VirtualService through the official
-``kubernetes`` client, and reads the weight back from the VirtualService the API server holds.
+"""The Istio router: each model's route is a VirtualService and a DestinationRule, written
+through the Kubernetes API server and read back from it.
 
 Objects are rendered by :mod:`paddle_canary.traffic.istio_objects` (see there for the sticky
-bucket routes). Every call goes through a ``CustomObjectsApi``-like object, so tests pass a fake;
-the default one is built lazily from the pod's service account or the user's kubeconfig.
+bucket routes, mirroring and the header route). Versions are addressed by subset, so backends
+carry no URL (``Backend(version)``); the runtime that runs them (``runtime.kubernetes``) labels
+their pods so that the subsets select them.
 
-RBAC the caller needs in the model's namespace: ``get``, ``create``, ``patch`` on
+How a change is applied, so that no request is routed to a subset that does not exist:
+
+1. the DestinationRule gets the union of the subsets the live VirtualService uses and the ones
+   the new route needs;
+2. the VirtualService is replaced by one JSON merge patch carrying the ``resourceVersion`` it
+   was read at (a concurrent edit fails with 409 instead of being overwritten);
+3. the DestinationRule is narrowed to the new route's subsets.
+
+A failed call leaves the previous route serving (step 1 only adds subsets). Writes use
+``fieldValidation=Strict``, so a field Istio's schema does not know is refused, not pruned.
+"The data plane serves it" means here: the API server holds exactly the objects written. Envoy
+picks them up asynchronously (istiod pushes within seconds); Istio reports per-proxy sync only
+when its status feature is on, which this router does not rely on.
+
+RBAC the caller needs in the namespace: ``get``, ``list``, ``create``, ``patch`` on
 ``virtualservices`` and ``destinationrules`` in the ``networking.istio.io`` group.
 """
 
 from __future__ import annotations
 
-import json
-
+from paddle_canary.kube import api as kube_api
+from paddle_canary.kube import names
 from paddle_canary.traffic import istio_objects as objects
-from paddle_canary.traffic.base import TrafficRouter, check_weight
+from paddle_canary.traffic.base import (HEADER_ROUTE, MANY_MODELS, MIRROR, ModelRoute,
+                                        RouterError, RouterHealth, TrafficRouter)
 from paddle_canary.traffic.buckets import bucket
-from paddle_canary.traffic.base import RouterError
 
-FIELD_MANAGER = "paddle-canary"
+RBAC = ("get, list, create and patch on virtualservices and destinationrules "
+        "(networking.istio.io)")
 
 
 def bucket_header(user_id: str | bytes | None,
@@ -35,70 +51,40 @@ def bucket_header(user_id: str | bytes | None,
 
 def default_custom_objects_api():
     """``kubernetes.client.CustomObjectsApi`` with in-cluster credentials, else the kubeconfig."""
-    try:
-        from kubernetes import client, config
-    except ImportError as exc:
-        raise RouterError("the Istio router needs the kubernetes client: "
-                          "pip install 'paddle-canary[k8s]'") from exc
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        try:
-            config.load_kube_config()
-        except (config.ConfigException, OSError) as exc:
-            raise RouterError("no Kubernetes credentials: not running in a pod and no usable "
-                              f"kubeconfig ({exc})") from exc
-    return client.CustomObjectsApi()
-
-
-def _status_message(exc: BaseException) -> str:
-    """The ``message`` of the API server's Status body, else the HTTP reason."""
-    body = getattr(exc, "body", None)
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    if isinstance(body, str) and body:
-        try:
-            message = json.loads(body).get("message")
-        except (ValueError, AttributeError):
-            message = None
-        if message:
-            return str(message)
-        return body[:500]
-    return str(getattr(exc, "reason", "") or exc)
+    return kube_api.connect(RouterError).custom
 
 
 class IstioRouter(TrafficRouter):
-    """Sticky (bucket header) or weighted canary split between two versions of one model.
+    """Routes every model of one namespace with Istio (see the module docstring).
 
-    ``stable`` and ``candidate`` are registry versions; their pods carry the labels
-    ``app: <model>-serving`` and ``version: <version>`` (see
-    :func:`istio_objects.serving_deployment`). ``host`` defaults to the model's Service,
-    ``<model>-serving.<namespace>.svc.cluster.local``.
+    ``api``: a ``CustomObjectsApi`` (default: built from the pod's service account or the
+    kubeconfig at the first call). ``sticky``: per-user buckets (default) or a per-request
+    weighted split. ``gateways``: Istio gateways the VirtualServices bind to (``ns/name``);
+    ``hosts``: per model, the host names those gateways serve it under (default: the model's
+    Service host).
     """
 
-    def __init__(self, model: str, namespace: str, host: str | None = None, *,
-                 stable: str, candidate: str, sticky: bool = True, api=None,
-                 gateways: list[str] | None = None, hosts: list[str] | None = None,
+    kind = "istio"
+    supports = frozenset({MIRROR, HEADER_ROUTE, MANY_MODELS})
+    routes_by_url = False  # subsets select pods by their version label
+
+    def __init__(self, namespace: str, *, api=None, sticky: bool = True,
+                 gateways: list[str] | tuple[str, ...] | None = None,
+                 hosts: dict[str, list[str]] | None = None,
                  bucket_header: str = objects.BUCKET_HEADER):
-        self.model = objects.check_dns_label(model, "model name")
-        self.namespace = objects.check_dns_label(namespace, "namespace")
-        self.host = host or objects.default_host(model, namespace)
-        self.stable_version = stable
-        self.candidate_version = candidate
-        self.stable = objects.subset_name(stable)
-        self.candidate = objects.subset_name(candidate)
-        if self.stable == self.candidate:
-            raise objects.IstioObjectError(
-                f"stable and candidate are the same version {stable!r}")
+        self.namespace = objects._names(names.check_dns_label, namespace, "namespace")
         self.sticky = bool(sticky)
         self.gateways = list(gateways) if gateways else None
-        self.hosts = list(hosts) if hosts else None
+        self.hosts = {m: list(h) for m, h in (hosts or {}).items()}
         self.bucket_header = objects.check_header_name(bucket_header, "bucket header")
-        self.name = objects.serving_app(model)
         self._api = api
-        # Render once now: bad input fails here, before any call to the cluster.
-        self._http(0)
-        self.destination_rule()
+        self._applied: dict[str, ModelRoute] = {}
+
+    @classmethod
+    def from_settings(cls, settings, api=None) -> "IstioRouter":
+        """From :class:`paddle_canary.kube.config.KubeSettings` (namespace, mode, gateways)."""
+        return cls(settings.namespace, api=api, sticky=settings.istio_sticky,
+                   gateways=list(settings.istio_gateways) or None)
 
     # ---------------------------------------------------------------- API plumbing
 
@@ -109,151 +95,136 @@ class IstioRouter(TrafficRouter):
         return self._api
 
     def _call(self, what: str, method: str, *args, **kwargs):
-        """Call ``api.<method>``; API and connection failures become :class:`RouterError`."""
-        try:
-            return getattr(self.api, method)(*args, **kwargs)
-        except RouterError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - classified below, re-raised if unknown
-            status = getattr(exc, "status", None)
-            if isinstance(status, int) and status:
-                raise _api_error(what, status, _status_message(exc), self.namespace) from exc
-            if _is_connection_error(exc):
-                raise RouterError(
-                    f"{what}: cannot reach the Kubernetes API server ({exc})") from exc
-            raise
+        return kube_api.call(what, getattr(self.api, method), *args, error=RouterError,
+                             rbac=RBAC, **kwargs)
 
-    def _get(self, plural: str, kind: str) -> dict | None:
-        """The live object, or None when it does not exist (404)."""
-        try:
-            return self._call(f"reading {kind} {self.namespace}/{self.name}",
-                              "get_namespaced_custom_object", objects.GROUP, objects.VERSION,
-                              self.namespace, plural, self.name)
-        except _NotFound:
-            return None
-
-    def _refuse_foreign(self, obj: dict, kind: str) -> None:
-        if not objects.is_managed(obj):
+    def _get(self, plural: str, kind: str, model: str) -> dict | None:
+        name = names.serving_app(model)
+        obj = self._call(f"reading {kind} {self.namespace}/{name}",
+                         "get_namespaced_custom_object", objects.GROUP, objects.VERSION,
+                         self.namespace, plural, name, missing=None)
+        if obj is not None and not names.is_managed(obj):
             raise RouterError(
-                f"{kind} {self.namespace}/{self.name} exists but is not labelled "
-                f"{objects.MANAGED_BY_LABEL}={objects.MANAGED_BY}; paddle-canary will not change "
-                "an object it did not create (rename or delete it, or label it if it is ours)")
+                f"{kind} {self.namespace}/{name} exists but is not labelled "
+                f"{names.MANAGED_BY_LABEL}={names.MANAGED_BY}; paddle-canary will not read or "
+                "change an object it did not create (rename or delete it, or label it if it "
+                "is ours)")
+        return obj
+
+    def _write(self, plural: str, live: dict | None, desired: dict, what: str) -> dict:
+        """Create ``desired``, or make the live object's spec exactly ``desired``'s."""
+        kind, name = desired["kind"], desired["metadata"]["name"]
+        if live is None:
+            return self._call(f"creating {kind} {self.namespace}/{name} ({what})",
+                              "create_namespaced_custom_object", objects.GROUP, objects.VERSION,
+                              self.namespace, plural, desired,
+                              field_manager=kube_api.FIELD_MANAGER,
+                              field_validation=kube_api.STRICT,
+                              not_found="are Istio's networking.istio.io CRDs installed and "
+                                        f"does namespace {self.namespace!r} exist?")
+        spec = dict(desired["spec"])
+        for key in (live.get("spec") or {}):
+            spec.setdefault(key, None)  # merge patch: null removes what we no longer render
+        annotations = {k: None for k in (live["metadata"].get("annotations") or {})
+                       if k.startswith("paddle-canary/")}
+        annotations.update(desired["metadata"].get("annotations") or {})
+        metadata = {"resourceVersion": live["metadata"].get("resourceVersion")}
+        if annotations:
+            metadata["annotations"] = annotations
+        return self._call(f"updating {kind} {self.namespace}/{name} ({what})",
+                          "patch_namespaced_custom_object", objects.GROUP, objects.VERSION,
+                          self.namespace, plural, name, {"metadata": metadata, "spec": spec},
+                          field_manager=kube_api.FIELD_MANAGER,
+                          field_validation=kube_api.STRICT)
 
     # ---------------------------------------------------------------- rendering
 
-    def _http(self, weight: int) -> list[dict]:
-        return objects.http_routes(self.model, self.host, self.stable, self.candidate, weight,
-                                   sticky=self.sticky, bucket_header=self.bucket_header)
+    def render(self, route: ModelRoute) -> tuple[dict, dict]:
+        """``(DestinationRule, VirtualService)`` for ``route`` in this router's settings."""
+        return objects.render(route, self.namespace, sticky=self.sticky, gateways=self.gateways,
+                              hosts=self.hosts.get(route.model),
+                              bucket_header=self.bucket_header)
 
-    def destination_rule(self) -> dict:
-        return objects.destination_rule(self.model, self.namespace, self.host, {
-            self.stable: objects.version_label(self.stable_version),
-            self.candidate: objects.version_label(self.candidate_version),
-        })
-
-    def virtual_service(self, weight: int) -> dict:
-        return objects.virtual_service(self.model, self.namespace, self.host, self.stable,
-                                       self.candidate, weight, sticky=self.sticky,
-                                       gateways=self.gateways, bucket_header=self.bucket_header,
-                                       hosts=self.hosts)
+    def _host(self, model: str) -> str:
+        return objects._names(names.model_host, model, self.namespace)
 
     # ---------------------------------------------------------------- the router
 
-    def ensure_destination_rule(self) -> None:
-        """Create the DestinationRule, or patch its subsets to exactly {stable, candidate}.
+    def apply(self, route: ModelRoute) -> None:
+        self.check_supported(route)
+        desired_dr, desired_vs = self.render(route)  # bad input fails before any call
+        what = (f"{route.model}: {route.stable.version}"
+                + (f" -> {route.candidate.version} at {route.weight} %" if route.candidate
+                   else " only"))
+        live_vs = self._get(objects.VS_PLURAL, "VirtualService", route.model)
+        live_dr = self._get(objects.DR_PLURAL, "DestinationRule", route.model)
 
-        Done before any route points at a subset, so a route never names a missing subset.
-        """
-        desired = self.destination_rule()
-        live = self._get(objects.DR_PLURAL, "DestinationRule")
-        if live is None:
-            self._call(f"creating DestinationRule {self.namespace}/{self.name}",
-                       "create_namespaced_custom_object", objects.GROUP, objects.VERSION,
-                       self.namespace, objects.DR_PLURAL, desired, field_manager=FIELD_MANAGER)
-            return
-        self._refuse_foreign(live, "DestinationRule")
-        if live.get("spec") == desired["spec"]:
-            return
-        patch = {"metadata": {"resourceVersion": live["metadata"].get("resourceVersion")},
-                 "spec": desired["spec"]}
-        self._call(f"updating DestinationRule {self.namespace}/{self.name}",
-                   "patch_namespaced_custom_object", objects.GROUP, objects.VERSION,
-                   self.namespace, objects.DR_PLURAL, self.name, patch,
-                   field_manager=FIELD_MANAGER)
+        # 1. Subsets for both the live routes and the new ones.
+        wanted = desired_dr["spec"]["subsets"]
+        known = {s["name"]: s for s in ((live_dr or {}).get("spec") or {}).get("subsets") or []}
+        keep = [known[n] for n in sorted(objects.referenced_subsets(live_vs))
+                if n in known and n not in {s["name"] for s in wanted}]
+        union = dict(desired_dr, spec={**desired_dr["spec"], "subsets": wanted + keep})
+        if live_dr is None or live_dr.get("spec") != union["spec"]:
+            live_dr = self._write(objects.DR_PLURAL, live_dr, union, "subsets for the change")
+        # 2. The routes.
+        if live_vs is None or live_vs.get("spec") != desired_vs["spec"] or \
+                _ours(live_vs) != _ours(desired_vs):
+            self._write(objects.VS_PLURAL, live_vs, desired_vs, what)
+        # 3. Only the subsets the new routes use.
+        if live_dr.get("spec") != desired_dr["spec"]:
+            self._write(objects.DR_PLURAL, live_dr, desired_dr, "drop unused subsets")
+        self._applied[route.model] = route
+        # Wait until the API server serves what was written (read back, not assumed).
+        live = self.live(route.model)
+        if live != route:
+            raise RouterError(f"the API server does not hold the route written for "
+                              f"{route.model}: asked {route.to_dict()}, "
+                              f"holds {live.to_dict() if live else None}")
 
-    def set_weight(self, weight: int) -> None:
-        """Route ``weight`` % to the candidate: DestinationRule first, then the VirtualService.
+    def live(self, model: str) -> ModelRoute | None:
+        vs = self._get(objects.VS_PLURAL, "VirtualService", model)
+        if vs is None:
+            return None
+        dr = self._get(objects.DR_PLURAL, "DestinationRule", model)
+        return objects.read_route(vs, dr, model, self._host(model), sticky=self.sticky,
+                                  bucket_header=self.bucket_header)
 
-        The VirtualService is changed with one JSON merge patch carrying the resourceVersion it
-        was read at, so a concurrent edit fails with 409 instead of being overwritten. A refused
-        call leaves the previous routes (and weight) in place.
-        """
-        w = check_weight(weight)
-        desired = self.virtual_service(w)
-        self.ensure_destination_rule()
-        live = self._get(objects.VS_PLURAL, "VirtualService")
-        if live is None:
-            result = self._call(f"creating VirtualService {self.namespace}/{self.name}",
-                                "create_namespaced_custom_object", objects.GROUP,
-                                objects.VERSION, self.namespace, objects.VS_PLURAL, desired,
-                                field_manager=FIELD_MANAGER)
-        else:
-            self._refuse_foreign(live, "VirtualService")
-            spec = dict(desired["spec"])
-            spec.setdefault("gateways", None)  # merge patch: null removes gateways we dropped
-            patch = {"metadata": {"resourceVersion": live["metadata"].get("resourceVersion")},
-                     "spec": spec}
-            result = self._call(f"setting weight {w} on VirtualService "
-                                f"{self.namespace}/{self.name}", "patch_namespaced_custom_object", objects.GROUP,
-                                objects.VERSION, self.namespace, objects.VS_PLURAL, self.name,
-                                patch, field_manager=FIELD_MANAGER)
-        if isinstance(result, dict) and "spec" in result:
-            got = self._weight_of(result)
-            if got != w:
-                raise RouterError(f"the API server stored weight {got}, not {w}")
+    def _list(self, plural: str, kind: str) -> list[dict]:
+        answer = self._call(f"listing {kind}s in {self.namespace}",
+                            "list_namespaced_custom_object", objects.GROUP, objects.VERSION,
+                            self.namespace, plural,
+                            label_selector=f"{names.MANAGED_BY_LABEL}={names.MANAGED_BY}")
+        return list((answer or {}).get("items") or [])
 
-    def _weight_of(self, vs: dict) -> int:
-        return objects.live_weight(vs, self.model, self.host, self.stable, self.candidate,
-                                   sticky=self.sticky, bucket_header=self.bucket_header)
+    def models(self) -> list[str]:
+        found = {(vs["metadata"].get("labels") or {}).get(names.MODEL_LABEL)
+                 for vs in self._list(objects.VS_PLURAL, "VirtualService")}
+        return sorted(m for m in found if m)
 
-    def weight(self) -> int:
-        """The weight the VirtualService held by the API server routes now."""
-        live = self._get(objects.VS_PLURAL, "VirtualService")
-        if live is None:
-            raise RouterError(f"no VirtualService {self.namespace}/{self.name}: "
-                              "set a weight first")
-        return self._weight_of(live)
-
-    def verify_weight(self, weight: int) -> bool:
-        w = check_weight(weight)  # a bad weight is refused before any call
-        return self.weight() == w
-
-
-class _NotFound(RouterError):
-    """404 from the API server (the object, or the Istio CRDs, do not exist)."""
-
-
-def _api_error(what: str, status: int, message: str, namespace: str) -> RouterError:
-    if status == 404:
-        return _NotFound(f"{what}: not found (404: {message}); are Istio's networking.istio.io "
-                         f"CRDs installed and does namespace {namespace!r} exist?")
-    if status in (401, 403):
-        return RouterError(
-            f"{what}: permission denied ({status}: {message}); the caller needs get/create/patch "
-            f"on virtualservices and destinationrules.networking.istio.io in {namespace!r}")
-    if status == 409:
-        return RouterError(f"{what}: conflict (409: {message}); the object changed since it was "
-                           "read or already exists; nothing was changed, run the step again")
-    if status == 422:
-        return RouterError(f"{what}: rejected as invalid (422: {message}); nothing was changed")
-    return RouterError(f"{what}: Kubernetes API error {status}: {message}")
+    def health(self) -> RouterHealth:
+        """Up: the API server answers. In sync: every model's objects read back as a route
+        paddle-canary writes, and each route this router applied is the one served."""
+        try:
+            models = self.models()
+        except RouterError as exc:
+            return RouterHealth(up=False, in_sync=False, detail=str(exc))
+        problems = []
+        for model in sorted(set(models) | set(self._applied)):
+            try:
+                live = self.live(model)
+            except RouterError as exc:
+                problems.append(f"{model}: {exc}")
+                continue
+            wanted = self._applied.get(model)
+            if wanted is not None and live != wanted:
+                problems.append(f"{model}: serves {live.to_dict() if live else None}, "
+                                f"was given {wanted.to_dict()}")
+        return RouterHealth(up=True, in_sync=not problems,
+                            detail="; ".join(problems) or f"{len(models)} model(s) routed")
 
 
-def _is_connection_error(exc: BaseException) -> bool:
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return True
-    try:
-        from urllib3.exceptions import HTTPError as Urllib3Error
-    except ImportError:  # pragma: no cover - urllib3 comes with the kubernetes client
-        return False
-    return isinstance(exc, Urllib3Error)
+def _ours(obj: dict) -> dict:
+    """The annotations paddle-canary writes on an object."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return {k: v for k, v in annotations.items() if k.startswith("paddle-canary/")}

@@ -1,50 +1,60 @@
-"""Pure rendering of the Kubernetes objects the Istio router manages, and reading them back.
+"""Pure rendering of the Istio objects the Istio router manages, and reading them back.
 
-Nothing here talks to a cluster; :mod:`paddle_canary.traffic.istio` does the API calls.
+Nothing here talks to a cluster; :mod:`paddle_canary.traffic.istio` makes the API calls.
 
-Objects (all ``networking.istio.io/v1`` unless noted):
+Per model (all ``networking.istio.io/v1``, named ``<model>-serving`` like the model's Service):
 
-- ``DestinationRule``: one subset per version, selected by the pod labels
-  ``app: <model>-serving`` and ``version: <version>``.
-- ``VirtualService``: the routes that move the canary. Two modes:
+- ``DestinationRule``: one subset per routed version (stable, and the candidate when there is
+  one), selecting pods labelled ``app: <model>-serving, version: <version>``. Subset names are
+  :func:`names.version_slug` of the version.
+- ``VirtualService``: the routes of one :class:`ModelRoute`, evaluated in order by Envoy:
 
-  * weighted (``sticky=False``): one route, two destinations weighted ``100-w`` / ``w``.
-    Every request is split afresh: a user may see both versions.
-  * sticky (default): per-user routing on a bucket header (``x-canary-bucket``, a decimal
-    ``0``..``99`` computed from the user ID with nginx's MurmurHash2, see
-    :data:`LUA_BUCKET_FILTER`).
-    Istio's ``consistentHash`` keeps a user on a *pod*, not on a *version* (istio/istio#19630),
-    so the version is chosen by header match rules generated from the weight:
+  1. ``<model>-header`` (with a header route only): requests whose header equals the value go
+     to the candidate at any weight (an ``exact`` match, the header name lower-cased as Istio
+     requires; the name as given is kept in an annotation so it reads back unchanged);
+  2. the split, in one of two modes:
 
-    1. ``<model>-candidate``: bucket matches :func:`candidate_bucket_regex` (buckets ``0..w-1``),
-       left out at ``w = 0``;
-    2. ``<model>-stable``: any other valid bucket (``0``..``99``);
-    3. ``<model>-no-bucket``: no header, or a value that is not a bucket; goes to stable.
-       These requests are counted by route name: Envoy's access log ``%ROUTE_NAME%`` (in
-       Istio's default access-log format) reads ``<model>-no-bucket``.
+     * sticky (default): per-user routing on a bucket header (``x-canary-bucket``, ``0``..``99``
+       from the user ID with nginx's MurmurHash2, set by :data:`LUA_BUCKET_FILTER`). Istio's
+       ``consistentHash`` keeps a user on a *pod*, not on a *version* (istio/istio#19630), so
+       the version is chosen by header matches generated from the weight:
+       ``<model>-candidate`` (buckets ``0..w-1``, left out at ``w = 0``), ``<model>-stable``
+       (any other bucket), ``<model>-no-bucket`` (no or invalid header: stable; Envoy's
+       access log ``%ROUTE_NAME%`` counts them). A user in bucket ``b`` sees the candidate
+       exactly when ``b < w``, so raising the weight only adds users, as nginx's
+       ``split_clients`` does on one machine.
+     * weighted (``sticky=False``): one route ``<model>-split`` with two destinations weighted
+       ``100-w`` / ``w``; every request is split afresh.
 
-    A user in bucket ``b`` sees the candidate exactly when ``b < w``, so raising the weight
-    only adds users to the canary, as nginx's ``split_clients`` does on one machine.
+  3. Mirroring: the routes that send requests to stable carry ``mirror`` (the candidate subset)
+     and ``mirrorPercentage.value`` (the mirror share); Envoy sends that share of stable's
+     requests to the candidate too and discards its answers. (Weighted mode mirrors the whole
+     split route, so it mirrors only at weight 0.)
+
+  Without a candidate: one route ``<model>-stable`` and a DestinationRule with one subset.
 
 - ``EnvoyFilter`` (``networking.istio.io/v1alpha3``): a Lua filter on the ingress gateway (or on
   the caller's sidecar) that sets the bucket header from ``x-user-id``.
-- ``Deployment`` / ``Service`` (``apps/v1``, ``v1``): the serving workload those subsets select.
 
-Header matches use Envoy's ``safe_regex`` (RE2), which must match the *whole* value; the
-regexes are anchored anyway. Istio's webhook accepts weight 0 (``weight < 0`` is refused, and
-a route with several destinations must not total 0), so weighted mode always lists both
-destinations, which keeps the object's shape the same at every weight.
+Reading back (:func:`read_route`) accepts only what :func:`http_routes` renders for some route:
+anything else (a hand edit, another owner, the other mode) raises :class:`IstioObjectError`
+rather than a guess. Header matches use Envoy's ``safe_regex`` (RE2, whole-value match); the
+regexes are anchored anyway. Istio's webhook accepts weight 0 but not a multi-destination route
+totalling 0, so weighted mode always lists both destinations (100/0 at weight 0).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from string import Template
 
-from paddle_canary.traffic.base import check_weight
+from paddle_canary.kube import names
+# Re-exported: the labels every object paddle-canary writes carries.
+from paddle_canary.kube.names import (MANAGED_BY, MANAGED_BY_LABEL, MODEL_LABEL,  # noqa: F401
+                                      is_managed)
+from paddle_canary.traffic.base import (Backend, HeaderRoute, ModelRoute, RouterError,
+                                        check_weight)
 from paddle_canary.traffic.buckets import BUCKETS, PART_SPAN
-from paddle_canary.traffic.base import RouterError
 
 GROUP = "networking.istio.io"
 VERSION = "v1"
@@ -54,34 +64,17 @@ ENVOY_FILTER_API_VERSION = "networking.istio.io/v1alpha3"
 
 BUCKET_HEADER = "x-canary-bucket"
 USER_HEADER = "x-user-id"  # telemetry.USER_HEADER, lower-cased as Istio header keys must be
-
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY = "paddle-canary"
-MODEL_LABEL = "paddle-canary/model"
-
-SERVING_PORT = 8000
+HEADER_NAME_ANNOTATION = "paddle-canary/header-route-name"
 
 # Any bucket 0..99 in canonical decimal form (no sign, no leading zero).
 VALID_BUCKET_REGEX = "^([0-9]|[1-9][0-9])$"
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _HEADER_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
 class IstioObjectError(RouterError, ValueError):
-    """An argument that cannot become a valid Istio/Kubernetes object, or a live object that
+    """An argument that cannot become a valid Istio object, or a live object that
     paddle-canary did not write and will not interpret."""
-
-
-# ---------------------------------------------------------------- names
-
-def check_dns_label(value: object, what: str) -> str:
-    if not isinstance(value, str) or not _DNS_LABEL.fullmatch(value):
-        raise IstioObjectError(
-            f"{what} {value!r} is not a DNS-1123 label (lower-case letters, digits, inner '-', "
-            "at most 63 characters)")
-    return value
 
 
 def check_header_name(value: object, what: str = "header name") -> str:
@@ -92,44 +85,27 @@ def check_header_name(value: object, what: str = "header name") -> str:
     return value
 
 
-def version_label(version: object) -> str:
-    """The ``version`` pod label for a registry version; refused if Kubernetes cannot hold it."""
-    if not isinstance(version, str) or not _LABEL_VALUE.fullmatch(version):
-        raise IstioObjectError(
-            f"version {version!r} cannot be a Kubernetes label value (at most 63 characters, "
-            "letters, digits, '-', '_', '.', starting and ending with a letter or digit)")
-    return version
+def _names(fn, *args):
+    """Run a names helper, reporting its errors as Istio object errors."""
+    try:
+        return fn(*args)
+    except names.KubeNameError as exc:
+        raise IstioObjectError(str(exc)) from None
 
 
-def subset_name(version: object) -> str:
-    """The DestinationRule subset name for a version (Istio wants a DNS-1123 label).
-
-    A version that already is one is used as is. Otherwise it is lower-cased with ``.``/``_``
-    turned into ``-`` and suffixed with 8 hex digits of its SHA-1, so that ``V1.2`` and ``v1-2``
-    never share a subset.
-    """
-    label = version_label(version)
-    if _DNS_LABEL.fullmatch(label):
-        return label
-    digest = hashlib.sha1(label.encode()).hexdigest()[:8]
-    base = re.sub(r"[^a-z0-9-]", "-", label.lower())[:54].strip("-") or "v"
-    return f"{base}-{digest}"
+def _check_host(host: object) -> str:
+    if not isinstance(host, str) or not host or host == "*" or any(c.isspace() for c in host):
+        raise IstioObjectError(f"invalid destination host {host!r}")
+    return host
 
 
-def serving_app(model: str) -> str:
-    return f"{check_dns_label(model, 'model name')}-serving"
-
-
-def default_host(model: str, namespace: str) -> str:
-    return f"{serving_app(model)}.{check_dns_label(namespace, 'namespace')}.svc.cluster.local"
-
-
-def _metadata(name: str, namespace: str, model: str) -> dict:
-    return {
-        "name": name,
-        "namespace": check_dns_label(namespace, "namespace"),
-        "labels": {MANAGED_BY_LABEL: MANAGED_BY, MODEL_LABEL: model},
-    }
+def _metadata(model: str, namespace: str, annotations: dict | None = None) -> dict:
+    meta = {"name": _names(names.serving_app, model),
+            "namespace": _names(names.check_dns_label, namespace, "namespace"),
+            "labels": names.managed_labels(model)}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta
 
 
 # ---------------------------------------------------------------- bucket regexes
@@ -176,30 +152,34 @@ def weight_of_bucket_regex(regex: str) -> int:
 
 # ---------------------------------------------------------------- DestinationRule
 
-def destination_rule(model: str, namespace: str, host: str, versions: dict[str, str]) -> dict:
-    """A DestinationRule with one subset per entry of ``versions`` (subset name -> version
-    label), each selecting pods labelled ``app: <model>-serving, version: <label>``."""
-    app = serving_app(model)
+def route_versions(route: ModelRoute) -> list[str]:
+    """The versions a route needs subsets for: stable, then the candidate."""
+    return [route.stable.version] + ([route.candidate.version] if route.candidate else [])
+
+
+def subsets(model: str, versions: list[str]) -> list[dict]:
+    """DestinationRule subsets for ``versions``, each selecting that version's pods."""
+    app = _names(names.serving_app, model)
+    out = []
+    for version in versions:
+        out.append({"name": _names(names.version_slug, version),
+                    "labels": {names.APP_LABEL: app,
+                               names.ISTIO_VERSION_LABEL: _names(names.version_label, version)}})
+    if len({s["name"] for s in out}) != len(out):
+        raise IstioObjectError(f"versions {versions} need distinct subsets")
+    return out
+
+
+def destination_rule(model: str, namespace: str, host: str, versions: list[str]) -> dict:
+    """A DestinationRule with one subset per version in ``versions`` (in that order)."""
     if not versions:
         raise IstioObjectError("a DestinationRule needs at least one version")
-    subsets = []
-    for name, label in versions.items():
-        subsets.append({
-            "name": check_dns_label(name, "subset name"),
-            "labels": {"app": app, "version": version_label(label)},
-        })
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "DestinationRule",
-        "metadata": _metadata(app, namespace, model),
-        "spec": {"host": _check_host(host), "subsets": subsets},
+        "metadata": _metadata(model, namespace),
+        "spec": {"host": _check_host(host), "subsets": subsets(model, versions)},
     }
-
-
-def _check_host(host: object) -> str:
-    if not isinstance(host, str) or not host or host == "*" or any(c.isspace() for c in host):
-        raise IstioObjectError(f"invalid destination host {host!r}")
-    return host
 
 
 # ---------------------------------------------------------------- VirtualService
@@ -208,23 +188,48 @@ def _destination(host: str, subset: str, weight: int) -> dict:
     return {"destination": {"host": host, "subset": subset}, "weight": weight}
 
 
-def http_routes(model: str, host: str, stable: str, candidate: str, weight: int, *,
-                sticky: bool = True, bucket_header: str = BUCKET_HEADER) -> list[dict]:
-    """The ``spec.http`` list for ``weight`` (see the module docstring for the two modes)."""
+def _mirrored(route: dict, host: str, candidate: str | None, mirror: int) -> dict:
+    if mirror:
+        route["mirror"] = {"host": host, "subset": candidate}
+        route["mirrorPercentage"] = {"value": float(mirror)}
+    return route
+
+
+def http_routes(model: str, host: str, stable: str, candidate: str | None, weight: int = 0, *,
+                mirror: int = 0, header: HeaderRoute | None = None, sticky: bool = True,
+                bucket_header: str = BUCKET_HEADER) -> list[dict]:
+    """The ``spec.http`` list (see the module docstring). ``stable``/``candidate`` are subset
+    names; ``candidate`` None routes everything to stable."""
     w = check_weight(weight)
+    m = check_weight(mirror, "mirror share")
     host = _check_host(host)
-    check_dns_label(stable, "stable subset")
-    check_dns_label(candidate, "candidate subset")
+    _names(names.check_dns_label, model, "model name")
+    _names(names.check_dns_label, stable, "stable subset")
+    if candidate is None:
+        if w or m or header:
+            raise IstioObjectError(f"{model}: weight, mirror or header route without a candidate")
+        return [{"name": f"{model}-stable", "route": [_destination(host, stable, 100)]}]
+    _names(names.check_dns_label, candidate, "candidate subset")
     if stable == candidate:
         raise IstioObjectError(f"stable and candidate are the same subset {stable!r}")
-    check_dns_label(model, "model name")
+    routes: list[dict] = []
+    if header is not None:
+        routes.append({
+            "name": f"{model}-header",
+            "match": [{"headers": {header.name.lower(): {"exact": header.value}}}],
+            "route": [_destination(host, candidate, 100)],
+        })
     if not sticky:
-        return [{
+        if m and w:
+            raise IstioObjectError(
+                f"{model}: a weighted Istio split mirrors every request of its route, the "
+                f"candidate's too; mirroring {m} % needs weight 0 or the sticky mode")
+        routes.append(_mirrored({
             "name": f"{model}-split",
             "route": [_destination(host, stable, 100 - w), _destination(host, candidate, w)],
-        }]
+        }, host, candidate, m))
+        return routes
     check_header_name(bucket_header, "bucket header")
-    routes = []
     regex = candidate_bucket_regex(w)
     if regex is not None:
         routes.append({
@@ -232,84 +237,176 @@ def http_routes(model: str, host: str, stable: str, candidate: str, weight: int,
             "match": [{"headers": {bucket_header: {"regex": regex}}}],
             "route": [_destination(host, candidate, 100)],
         })
-    routes.append({
+    routes.append(_mirrored({
         "name": f"{model}-stable",
         "match": [{"headers": {bucket_header: {"regex": VALID_BUCKET_REGEX}}}],
         "route": [_destination(host, stable, 100)],
-    })
-    routes.append({"name": f"{model}-no-bucket", "route": [_destination(host, stable, 100)]})
+    }, host, candidate, m))
+    routes.append(_mirrored({"name": f"{model}-no-bucket",
+                             "route": [_destination(host, stable, 100)]}, host, candidate, m))
     return routes
 
 
-def virtual_service(model: str, namespace: str, host: str, stable: str, candidate: str,
-                    weight: int, sticky: bool = True, gateways: list[str] | None = None,
-                    bucket_header: str = BUCKET_HEADER, hosts: list[str] | None = None) -> dict:
-    """The VirtualService sending ``weight`` % of users (sticky) or requests to ``candidate``.
-
-    ``hosts`` defaults to ``[host]``; give the external host names when ``gateways`` names an
-    ingress gateway. Without ``gateways`` the rules apply to sidecars in the mesh.
-    """
+def virtual_service(route: ModelRoute, namespace: str, host: str | None = None, *,
+                    sticky: bool = True, gateways: list[str] | None = None,
+                    hosts: list[str] | None = None,
+                    bucket_header: str = BUCKET_HEADER) -> dict:
+    """The VirtualService serving ``route``. ``host``: the model's Service (default
+    ``<model>-serving.<namespace>.svc.cluster.local``); ``hosts`` defaults to ``[host]`` (give
+    the external host names when ``gateways`` names an ingress gateway; without ``gateways``
+    the rules apply to the mesh's sidecars)."""
+    host = host or _names(names.model_host, route.model, namespace)
+    candidate = _names(names.version_slug, route.candidate.version) if route.candidate else None
     spec: dict = {
         "hosts": list(hosts) if hosts else [_check_host(host)],
-        "http": http_routes(model, host, stable, candidate, weight, sticky=sticky,
-                            bucket_header=bucket_header),
+        "http": http_routes(route.model, host, _names(names.version_slug, route.stable.version),
+                            candidate, route.weight, mirror=route.mirror, header=route.header,
+                            sticky=sticky, bucket_header=bucket_header),
     }
     if gateways:
         spec["gateways"] = list(gateways)
+    annotations = {HEADER_NAME_ANNOTATION: route.header.name} if route.header else None
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "VirtualService",
-        "metadata": _metadata(serving_app(model), namespace, model),
+        "metadata": _metadata(route.model, namespace, annotations),
         "spec": spec,
     }
 
 
-def is_managed(obj: dict) -> bool:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return labels.get(MANAGED_BY_LABEL) == MANAGED_BY
+def render(route: ModelRoute, namespace: str, host: str | None = None, *, sticky: bool = True,
+           gateways: list[str] | None = None, hosts: list[str] | None = None,
+           bucket_header: str = BUCKET_HEADER) -> tuple[dict, dict]:
+    """``(DestinationRule, VirtualService)`` for ``route``. Istio addresses versions by subset:
+    a backend with a URL (nginx's kind) is refused."""
+    for backend in (route.stable, route.candidate):
+        if backend is not None and backend.url is not None:
+            raise IstioObjectError(
+                f"{route.model}: Istio routes versions by subset; backend {backend.version} "
+                f"has a URL ({backend.url}), which the Istio router cannot route to")
+    host = host or _names(names.model_host, route.model, namespace)
+    return (destination_rule(route.model, namespace, host, route_versions(route)),
+            virtual_service(route, namespace, host, sticky=sticky, gateways=gateways,
+                            hosts=hosts, bucket_header=bucket_header))
 
 
-def live_weight(vs: dict, model: str, host: str, stable: str, candidate: str, *,
-                sticky: bool = True, bucket_header: str = BUCKET_HEADER) -> int:
-    """The candidate weight a VirtualService read back from the API server routes.
+# ---------------------------------------------------------------- reading back
 
-    Only objects paddle-canary wrote are read: the live ``spec.http`` must equal what
-    :func:`http_routes` renders for some weight with these versions and mode. Anything else
-    (another owner, a hand edit, other versions, the other mode) raises
-    :class:`IstioObjectError` rather than a guess.
-    """
+def _subset_versions(dr: dict | None, model: str) -> dict[str, str]:
+    """Subset name -> version of a DestinationRule paddle-canary wrote for ``model``."""
+    if dr is None:
+        return {}
+    name = (dr.get("metadata") or {}).get("name", "?")
+    if not is_managed(dr):
+        raise IstioObjectError(f"DestinationRule {name!r} is not labelled "
+                               f"{MANAGED_BY_LABEL}={MANAGED_BY}; refusing to read it")
+    app = _names(names.serving_app, model)
+    out = {}
+    for subset in (dr.get("spec") or {}).get("subsets") or []:
+        labels = subset.get("labels") or {}
+        version = labels.get(names.ISTIO_VERSION_LABEL)
+        if labels.get(names.APP_LABEL) != app or not version or \
+                subset.get("name") != _names(names.version_slug, version):
+            raise IstioObjectError(f"DestinationRule {name!r} subset {subset.get('name')!r} is "
+                                   "not one paddle-canary writes; refusing to guess")
+        out[subset["name"]] = version
+    return out
+
+
+def referenced_subsets(vs: dict | None) -> set[str]:
+    """Every subset a VirtualService routes or mirrors to."""
+    found: set[str] = set()
+    for route in ((vs or {}).get("spec") or {}).get("http") or []:
+        for dest in route.get("route") or []:
+            subset = (dest.get("destination") or {}).get("subset")
+            if subset:
+                found.add(subset)
+        subset = (route.get("mirror") or {}).get("subset")
+        if subset:
+            found.add(subset)
+    return found
+
+
+def read_route(vs: dict, dr: dict | None, model: str, host: str, *, sticky: bool = True,
+               bucket_header: str = BUCKET_HEADER) -> ModelRoute:
+    """The :class:`ModelRoute` a VirtualService (with its DestinationRule) read back from the API
+    server serves. Only objects paddle-canary wrote in this router's mode are read; the live
+    ``spec.http`` must equal what :func:`http_routes` renders for the route found."""
     name = (vs.get("metadata") or {}).get("name", "?")
     if not is_managed(vs):
         raise IstioObjectError(
             f"VirtualService {name!r} is not labelled {MANAGED_BY_LABEL}={MANAGED_BY}; "
-            "paddle-canary does not read weights from objects it did not write")
+            "paddle-canary does not read routes from objects it did not write")
     http = (vs.get("spec") or {}).get("http")
     if not isinstance(http, list) or not http:
         raise IstioObjectError(f"VirtualService {name!r} has no http routes")
+    mode = "sticky" if sticky else "weighted"
     try:
-        if sticky:
-            first = http[0]
-            if first.get("name") == f"{model}-candidate":
-                regex = first["match"][0]["headers"][bucket_header]["regex"]
-                weight = weight_of_bucket_regex(regex)
-            else:
-                weight = 0
-        else:
-            weight = http[0]["route"][1]["weight"]
-            check_weight(weight)
+        stable, candidate, weight, mirror, header = _parse(http, model, sticky, bucket_header,
+                                                           vs)
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
         raise IstioObjectError(
-            f"VirtualService {name!r} is not in the {'sticky' if sticky else 'weighted'} shape "
-            f"paddle-canary writes ({type(exc).__name__}: {exc}); refusing to guess its weight"
-        ) from None
-    expected = http_routes(model, host, stable, candidate, weight, sticky=sticky,
-                           bucket_header=bucket_header)
+            f"VirtualService {name!r} is not in the {mode} shape paddle-canary writes "
+            f"({type(exc).__name__}: {exc}); refusing to guess its route") from None
+    versions = _subset_versions(dr, model)
+    if candidate is None and len(http) > 1:
+        # A candidate at weight 0, unmirrored, without header route: named by the subsets.
+        others = sorted(set(versions) - {stable})
+        if len(others) != 1:
+            raise IstioObjectError(
+                f"VirtualService {name!r} routes users by bucket but names no candidate, and "
+                f"DestinationRule subsets {sorted(versions)} do not say which one it is")
+        candidate = others[0]
+    for subset in (stable, candidate):
+        if subset is not None and subset not in versions:
+            raise IstioObjectError(f"VirtualService {name!r} routes to subset {subset!r}, which "
+                                   "its DestinationRule does not define (requests would fail)")
+    expected = http_routes(model, host, stable, candidate, weight, mirror=mirror, header=header,
+                           sticky=sticky, bucket_header=bucket_header)
     if http != expected:
         raise IstioObjectError(
-            f"VirtualService {name!r} differs from what paddle-canary writes for "
-            f"{stable} -> {candidate} at {weight}% ({'sticky' if sticky else 'weighted'}): "
-            "it was edited by hand or written for other versions; refusing to guess")
-    return weight
+            f"VirtualService {name!r} differs from what paddle-canary writes for the route it "
+            f"seems to hold ({mode}, {stable} -> {candidate} at {weight} %): it was edited by "
+            "hand or written in the other mode; refusing to guess")
+    return ModelRoute(model=model, stable=Backend(versions[stable]),
+                      candidate=Backend(versions[candidate]) if candidate else None,
+                      weight=weight, mirror=mirror, header=header)
+
+
+def _parse(http: list[dict], model: str, sticky: bool, bucket_header: str, vs: dict):
+    """``(stable, candidate, weight, mirror, header)`` as the routes say; checked afterwards
+    by rendering them again."""
+    i, candidate, header = 0, None, None
+    if http[0]["name"] == f"{model}-header":
+        ((key, match),) = http[0]["match"][0]["headers"].items()
+        given = ((vs.get("metadata") or {}).get("annotations") or {}).get(HEADER_NAME_ANNOTATION)
+        header = HeaderRoute(given if given and given.lower() == key else key, match["exact"])
+        candidate = http[0]["route"][0]["destination"]["subset"]
+        i = 1
+    weight = 0
+    if not sticky and http[i]["name"] == f"{model}-split":
+        split = http[i]["route"]
+        stable = split[0]["destination"]["subset"]
+        candidate = split[1]["destination"]["subset"]
+        weight = check_weight(split[1]["weight"])
+        mirrored = http[i]
+    else:
+        if sticky and http[i]["name"] == f"{model}-candidate":
+            weight = weight_of_bucket_regex(http[i]["match"][0]["headers"][bucket_header]["regex"])
+            candidate = http[i]["route"][0]["destination"]["subset"]
+            i += 1
+        mirrored = http[i]
+        if mirrored["name"] != f"{model}-stable":
+            raise ValueError(f"route {mirrored['name']!r} where {model}-stable was expected")
+        stable = mirrored["route"][0]["destination"]["subset"]
+    mirror = 0
+    if "mirror" in mirrored:
+        candidate = mirrored["mirror"]["subset"]
+        value = mirrored["mirrorPercentage"]["value"]
+        if value != int(value):
+            raise ValueError(f"mirror share {value} is not a whole percentage")
+        mirror = check_weight(int(value), "mirror share")
+    return stable, candidate, weight, mirror, header
 
 
 # ---------------------------------------------------------------- EnvoyFilter (bucket header)
@@ -395,8 +492,8 @@ def envoy_filter(namespace: str = "istio-system",
     return {
         "apiVersion": ENVOY_FILTER_API_VERSION,
         "kind": "EnvoyFilter",
-        "metadata": {"name": check_dns_label(name, "EnvoyFilter name"),
-                     "namespace": check_dns_label(namespace, "namespace"),
+        "metadata": {"name": _names(names.check_dns_label, name, "EnvoyFilter name"),
+                     "namespace": _names(names.check_dns_label, namespace, "namespace"),
                      "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
         "spec": {
             "workloadSelector": {"labels": dict(labels)},
@@ -422,77 +519,5 @@ def envoy_filter(namespace: str = "istio-system",
                     },
                 },
             }],
-        },
-    }
-
-
-# ---------------------------------------------------------------- serving workload
-
-def serving_deployment(model: str, version: str, namespace: str, image: str, *,
-                       gpus: int = 1, replicas: int = 1, port: int = SERVING_PORT) -> dict:
-    """One Deployment per version, labelled so that the DestinationRule subset selects it."""
-    app = serving_app(model)
-    label = version_label(version)
-    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
-        raise IstioObjectError(f"gpus must be a non-negative integer, got {gpus!r}")
-    if not isinstance(image, str) or not image or any(c.isspace() for c in image):
-        raise IstioObjectError(f"invalid image {image!r}")
-    labels = {"app": app, "version": label}
-    container: dict = {
-        "name": "serving",
-        "image": image,
-        "ports": [{"name": "http", "containerPort": port}],
-        # Ready only when a real inference on reference rows succeeds; alive while it answers.
-        "readinessProbe": {
-            "httpGet": {"path": "/deep_health", "port": "http"},
-            "periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 3,
-        },
-        "livenessProbe": {
-            "httpGet": {"path": "/health", "port": "http"},
-            "periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 6,
-        },
-    }
-    pod_spec: dict = {"containers": [container]}
-    if gpus:
-        container["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
-        pod_spec["tolerations"] = [
-            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {**_metadata(f"{app}-{subset_name(version)}", namespace, model),
-                     "labels": {**labels, MANAGED_BY_LABEL: MANAGED_BY, MODEL_LABEL: model}},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {
-                    "labels": dict(labels),
-                    "annotations": {
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(port),
-                        "prometheus.io/path": "/metrics",
-                    },
-                },
-                "spec": pod_spec,
-            },
-        },
-    }
-
-
-def serving_service(model: str, namespace: str, port: int = SERVING_PORT) -> dict:
-    """The one Service in front of every version; the DestinationRule splits it by subset.
-
-    The port is named ``http`` so that Istio treats the traffic as HTTP.
-    """
-    app = serving_app(model)
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _metadata(app, namespace, model),
-        "spec": {
-            "selector": {"app": app},
-            "ports": [{"name": "http", "port": port, "targetPort": "http",
-                       "appProtocol": "http"}],
         },
     }

@@ -1,13 +1,15 @@
-"""Where the parts of one machine's release stack live, read from the environment.
+"""Where the parts of a release deployment are, read from the environment in one place.
 
-The Airflow components, the CLI and the demo all find the same registry, runtime state,
-gateway and Prometheus through these variables, so a task started by the scheduler drives the
-nginx and serving processes that ``make up`` started.
+The Airflow components, the CLI, the demo and the tests all find the same registry, state
+directory, gateway and Prometheus through these variables, so a task started by the scheduler
+drives the nginx and serving processes that ``make up`` started.
 
-- ``PADDLE_CANARY_HOME``: state directory (default ``<repo>/var/stack``)
+- ``PADDLE_CANARY_HOME``: state directory (default ``<repo>/var/stack``): release journals,
+  reports, the local runtime's and the gateway's state
 - ``PADDLE_CANARY_REGISTRY``: model registry root (default: the stack's working copy
   ``$PADDLE_CANARY_HOME/registry`` when ``make up`` made one, else ``<repo>/model_registry``)
 - ``PADDLE_CANARY_PROMETHEUS_URL``: Prometheus base URL (default ``http://127.0.0.1:9090``)
+- ``PADDLE_CANARY_ROUTER``: the data plane, ``nginx`` (default) or ``istio``
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ import dataclasses
 import os
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
-
+#: The repository this package runs from (images/, dags/, model_registry/ live there).
+REPO = Path(__file__).resolve().parents[2]
 
 @dataclasses.dataclass(frozen=True)
-class StackPaths:
+class Settings:
     home: Path
     registry_root: Path
     prometheus_url: str
+    router: str = "nginx"
 
     @property
     def runtime_dir(self) -> Path:
@@ -42,8 +45,16 @@ class StackPaths:
     def reports_dir(self) -> Path:
         return self.home / "reports"
 
+    @property
+    def releases_dir(self) -> Path:
+        """The release journals: ``<releases_dir>/<model>/<run>.jsonl``."""
+        return self.home / "releases"
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "StackPaths":
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
         home = Path(env.get("PADDLE_CANARY_HOME") or REPO / "var" / "stack")
         copy = home / "registry"
@@ -52,6 +63,7 @@ class StackPaths:
             registry_root=Path(env.get("PADDLE_CANARY_REGISTRY")
                                or (copy if copy.is_dir() else REPO / "model_registry")),
             prometheus_url=env.get("PADDLE_CANARY_PROMETHEUS_URL") or "http://127.0.0.1:9090",
+            router=env.get("PADDLE_CANARY_ROUTER") or "nginx",
         )
 
     def to_env(self) -> dict[str, str]:
@@ -59,4 +71,5 @@ class StackPaths:
             "PADDLE_CANARY_HOME": str(self.home),
             "PADDLE_CANARY_REGISTRY": str(self.registry_root),
             "PADDLE_CANARY_PROMETHEUS_URL": self.prometheus_url,
+            "PADDLE_CANARY_ROUTER": self.router,
         }

@@ -1,0 +1,1 @@
+"""Operating releases: Prometheus rules, Alertmanager, the Grafana dashboard."""
