@@ -35,7 +35,6 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import threading
 from pathlib import Path
 
 from paddle_canary.images.build import CONTENT_HASH_LABEL, image_tag
@@ -86,9 +85,6 @@ def export_archive(export_dir: Path, dest: str) -> bytes:
 
 class DockerRuntime(Runtime):
     kind = "docker"
-    # write_target replaces the file through one fixed temporary name: two threads deploying
-    # the same version at once would race on it (seen as a FileNotFoundError).
-    _targets_lock = threading.Lock()
 
     def __init__(self, *, registry_root: Path | str | None = None, docker_url: str | None = None,
                  client=None, namespace: str = "default", network: str | None = None,
@@ -354,9 +350,8 @@ class DockerRuntime(Runtime):
         if self.targets_dir is not None:
             from paddle_canary.analysis.prometheus_server import write_target
 
-            with self._targets_lock:
-                write_target(self.targets_dir, endpoint.model, endpoint.version,
-                             [self._address(endpoint)])
+            write_target(self.targets_dir, endpoint.model, endpoint.version,
+                         [self._address(endpoint)])
 
     def _remove_containers(self, model: str, version: str, role: str = ROLE_SERVING) -> bool:
         found = self._containers(model, version, role=role, all=True)
@@ -373,8 +368,7 @@ class DockerRuntime(Runtime):
         if self.targets_dir is not None:
             from paddle_canary.analysis.prometheus_server import remove_target
 
-            with self._targets_lock:
-                remove_target(self.targets_dir, model, version)
+            remove_target(self.targets_dir, model, version)
 
     def endpoints(self, model: str | None = None) -> list[Endpoint]:
         found = []
