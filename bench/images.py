@@ -76,7 +76,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-images-", dir=source_root() / "var"))
     load_before = os.getloadavg()[0]
     t0 = time.monotonic()
-    wheelhouse("serve", log=lambda line: None)
+    wheelhouse("image", log=lambda line: None)
     t_wheels = time.monotonic() - t0
 
     builds, engine = [], None

@@ -20,17 +20,17 @@ from paddle_canary.runtime.docker import export_archive
 NO_ENGINE = "unix:///nonexistent/paddle-canary-test.sock"
 
 
-def test_the_serve_extra_brings_paddle_and_the_gpu_one_does_not():
-    serve, nopaddle = requirements("serve"), requirements("serve-nopaddle")
+def test_the_image_extra_brings_paddle_and_validation_and_the_gpu_one_no_paddle():
+    serve, nopaddle = requirements("image"), requirements("image-nopaddle")
     assert any(r.startswith("paddlepaddle") for r in serve)
     assert not any(r.startswith("paddlepaddle") for r in nopaddle)
-    for wanted in ("uvicorn", "numpy", "pyyaml", "orjson"):  # own extra and base deps expanded
+    for wanted in ("uvicorn", "numpy", "pyyaml", "orjson", "great-expectations", "pandas"):  # own extra and base deps expanded
         assert any(r.startswith(wanted) for r in serve) and any(r.startswith(wanted)
                                                                 for r in nopaddle)
     assert not any(r.startswith("paddle-canary") for r in serve)
     assert any(r.startswith("setuptools") for r in build_requirements())
-    assert serve_extra("paddlepaddle/paddle:3.3.1-gpu-cuda12.6-cudnn9.5") == "serve-nopaddle"
-    assert serve_extra("local/debian:bookworm") == "serve"
+    assert serve_extra("paddlepaddle/paddle:3.3.1-gpu-cuda12.6-cudnn9.5") == "image-nopaddle"
+    assert serve_extra("local/debian:bookworm") == "image"
 
 
 def test_wheels_are_chosen_for_manylinux_2_28_and_older():

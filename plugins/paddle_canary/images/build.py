@@ -77,9 +77,11 @@ def default_base() -> str:
 
 
 def serve_extra(base: str) -> str:
-    """``serve-nopaddle`` on Paddle's own images (they bring paddlepaddle-gpu), else ``serve``."""
+    """The package extra the image installs: ``image-nopaddle`` on Paddle's own images (they
+    bring paddlepaddle-gpu), else ``image`` (with the CPU wheel). Both hold the server and the
+    ``validate`` entrypoint's Great Expectations suite."""
     repo = base.split("@")[0].rsplit(":", 1)[0]
-    return "serve-nopaddle" if repo.endswith("paddlepaddle/paddle") else "serve"
+    return "image-nopaddle" if repo.endswith("paddlepaddle/paddle") else "image"
 
 
 # --- the build context ----------------------------------------------------------------------

@@ -46,7 +46,7 @@ def add_commands(sub) -> None:
 
     w = isub.add_parser("wheelhouse", help="download the wheels a build installs offline; "
                                            "print the directory")
-    w.add_argument("--extra", default="serve", choices=("serve", "serve-nopaddle"))
+    w.add_argument("--extra", default="image", choices=("image", "image-nopaddle"))
     w.set_defaults(func=wheelhouse)
 
     d = sub.add_parser("dockerd", help="our own Docker engine (vfs, own data root and socket)")

@@ -99,7 +99,7 @@ def wheelhouse_key(extra: str, root: Path | None = None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def wheelhouse(extra: str = "serve", *, cache_dir: Path | None = None, root: Path | None = None,
+def wheelhouse(extra: str = "image", *, cache_dir: Path | None = None, root: Path | None = None,
                log: Callable[[str], None] = print) -> Path:
     """The wheelhouse directory for ``extra``, downloaded unless it is cached."""
     root = Path(root or source_root())

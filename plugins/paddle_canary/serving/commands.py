@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import logging
 import os
-import sys
 
 from paddle_canary.serving.predictor import DEVICES
 
@@ -39,10 +37,10 @@ def add_commands(sub) -> None:
     p = sub.add_parser("validate", help="load a version, score its reference rows, print JSON; "
                                         "exit 1 when it fails")
     _model_args(p)
-    p.add_argument("--baseline", default=None, metavar="VERSION",
-                   help="also compare with this version of the model (the stable one) on its "
-                        "reference rows: score PSI and decision agreement")
-    p.set_defaults(func=validate)
+    from paddle_canary.validation import entry
+
+    entry.add_arguments(p)
+    p.set_defaults(func=entry.run)
 
 
 def serve(args) -> int:
@@ -70,20 +68,3 @@ def serve(args) -> int:
                 lifespan="on", server_header=False, proxy_headers=False,
                 timeout_graceful_shutdown=5)
     return 0
-
-
-def validate(args) -> int:
-    from paddle_canary.registry import Registry
-    from paddle_canary.validation.offline import check_model
-
-    registry = Registry(args.registry)
-    card = registry.card(args.model, args.version)
-    if args.baseline:
-        from paddle_canary.validation.compare import compare_with_baseline
-
-        summary = compare_with_baseline(card, registry.card(args.model, args.baseline))
-    else:
-        summary = check_model(card, device=args.device, threads=args.threads)
-    json.dump(summary, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-    return 0 if summary["passed"] else 1
