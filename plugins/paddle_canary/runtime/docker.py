@@ -26,6 +26,11 @@ the GPU pod runs on Kubernetes) and, given the stable version, compares with it 
 export is copied in the same way and ``validate --baseline V`` scores stable's reference rows
 with both versions (score PSI, decision agreement).
 
+From the environment (:meth:`DockerRuntime.from_env`, what ``runtime=docker`` in a plan gets):
+``DOCKER_HOST`` (the engine), ``PADDLE_CANARY_DOCKER_NAMESPACE`` (default ``default``),
+``PADDLE_CANARY_DOCKER_NETWORK``, ``PADDLE_CANARY_DOCKER_ADDRESS`` (``published``),
+``PADDLE_CANARY_DOCKER_DEVICE`` (``cpu``), ``PADDLE_CANARY_IMAGE_REGISTRY`` (pull from there).
+
 Prometheus: with ``targets_dir`` the runtime writes the version's file_sd target on deploy and
 removes it on remove (:func:`paddle_canary.analysis.prometheus_server.write_target`).
 """
@@ -55,7 +60,12 @@ ADDRESSES = ("published", "bridge", "name")
 
 
 class ValidationFailed(DeployError):
-    """``validate`` in the image said the version fails (the message lists its problems)."""
+    """``validate`` in the image said the version fails: the message lists its problems,
+    :attr:`summary` is the JSON summary it printed (for the release journal)."""
+
+    def __init__(self, message: str, summary: dict | None = None):
+        super().__init__(message)
+        self.summary = summary or {}
 
 
 def _deep_health(url: str, timeout: float = DEEP_HEALTH_TIMEOUT_S) -> tuple[int | None, str]:
@@ -108,6 +118,20 @@ class DockerRuntime(Runtime):
         self.targets_dir = Path(targets_dir) if targets_dir else None
         self.start_timeout, self.probe_timeout = start_timeout, probe_timeout
         self.image_registry = image_registry
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **kwargs) -> "DockerRuntime":
+        """The runtime the environment describes (the module's docstring lists the variables);
+        ``kwargs`` (registry_root, targets_dir, ...) are passed on."""
+        import os
+
+        env = os.environ if env is None else env
+        return cls(docker_url=env.get("DOCKER_HOST") or None,
+                   namespace=env.get("PADDLE_CANARY_DOCKER_NAMESPACE") or "default",
+                   network=env.get("PADDLE_CANARY_DOCKER_NETWORK") or None,
+                   address=env.get("PADDLE_CANARY_DOCKER_ADDRESS") or "published",
+                   device=env.get("PADDLE_CANARY_DOCKER_DEVICE") or "cpu",
+                   image_registry=env.get("PADDLE_CANARY_IMAGE_REGISTRY") or None, **kwargs)
 
     # --- engine ----------------------------------------------------------------------------
     @property
@@ -397,7 +421,7 @@ class DockerRuntime(Runtime):
         return VersionHealth(FAILING, detail, container.id)
 
     # --- validation in a container -----------------------------------------------------------
-    def validate(self, model: str, version: str, *, baseline: str | None = None,
+    def validate(self, model: str, version: str, baseline: str | None = None, *,
                  timeout: float = VALIDATE_TIMEOUT_S) -> dict:
         """Run ``validate`` (``--baseline <stable>`` when given) in the version's image; its
         JSON summary. A failed validation raises :class:`ValidationFailed` with the summary's
@@ -445,7 +469,8 @@ class DockerRuntime(Runtime):
         summary["exit_code"] = code
         if code != 0 or not summary.get("passed"):
             problems = "; ".join(summary.get("problems") or []) or f"exit status {code}"
-            raise ValidationFailed(f"{model} {version} failed validation in {image}: {problems}")
+            raise ValidationFailed(f"{model} {version} failed validation in {image}: {problems}",
+                                   summary)
         return summary
 
 
