@@ -38,6 +38,8 @@ def add_commands(sub) -> None:
     p.add_argument("--approvals-before", type=_int_list, help="e.g. 50,100; '' for none")
     p.add_argument("--teardown-delay", type=float, dest="teardown_delay_s", help="seconds")
     p.add_argument("--poll-interval", type=float, dest="poll_interval_s", help="seconds")
+    p.add_argument("--runtime", help="where the versions run: local (default), docker, "
+                                     "kubernetes")
     p.add_argument("--gate", type=_gate_override, action="append", default=[],
                    help="threshold override GATE.KEY=NUMBER, e.g. latency_p95.max_ms=50")
     p.add_argument("--check", action="store_true",
@@ -66,7 +68,7 @@ def add_commands(sub) -> None:
 def request_from_args(args) -> dict:
     conf = {"model": args.model, "version": args.version}
     for key in ("steps", "step_interval_s", "approvals_before", "teardown_delay_s",
-                "poll_interval_s"):
+                "poll_interval_s", "runtime"):
         value = getattr(args, key)
         if value is not None:
             conf[key] = value

@@ -135,9 +135,13 @@ def test_validation_of_a_broken_candidate_fails_with_the_reason(serving_image, t
     serving_image("bad-shift", broken_registry_root)  # same model files as in `root`
     rt = docker_runtime_factory(registry_root=root)
     with pytest.raises(ValidationFailed, match=r"bad-shift failed validation in "
-                                               r"risk-score-serving:bad-shift: score PSI "
-                                               r"against v1 is \d"):
-        rt.validate(MODEL, "bad-shift", baseline="v1")
+                                               r"risk-score-serving:bad-shift: "
+                                               r"candidate_scores: expect_column_kl_divergence"
+                                               ) as failed:
+        rt.validate(MODEL, "bad-shift", "v1")
+    summary = failed.value.summary  # what the release journal records
+    assert summary["passed"] is False and summary["exit_code"] == 1
+    assert summary["baseline"] == "v1" and summary["kl_vs_baseline"] > 0
     assert _ours(docker_client, rt) == []
 
 
