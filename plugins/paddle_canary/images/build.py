@@ -37,8 +37,9 @@ from pathlib import Path
 from paddle_canary.images.engine import ImageError, docker_client
 from paddle_canary.images.paths import DOCKERFILE, source_root
 
-#: the GPU base (Paddle's image with paddlepaddle-gpu). It ships Python 3.10, so a build on it stops
-#: at the Python 3.11 check: docs/containers.md "The GPU base and its Python" says what replaces it.
+#: the GPU base (Paddle's image with paddlepaddle-gpu). It ships Python 3.10, so a build on it
+#: stops at the Python 3.11 check: docs/containers.md "The GPU base and its Python" says what
+#: replaces it.
 GPU_BASE = "paddlepaddle/paddle:3.3.1-gpu-cuda12.6-cudnn9.5"
 ENV_BASE = "PADDLE_CANARY_IMAGE_BASE"
 ENV_REGISTRY = "PADDLE_CANARY_IMAGE_REGISTRY"
