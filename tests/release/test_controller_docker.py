@@ -36,8 +36,11 @@ def docker_stack(tmp_path, monkeypatch, registry_root, broken_registry_root, doc
     settings = Settings(home=tmp_path / "home", registry_root=root,
                         prometheus_url="http://127.0.0.1:9")
     namespace = f"t{uuid.uuid4().hex[:8]}"
+    # our engine has no default bridge (--bridge=none): containers publish from its network
     env = {**settings.to_env(), "DOCKER_HOST": dockerd.url,
-           "PADDLE_CANARY_DOCKER_NAMESPACE": namespace, "PADDLE_CANARY_IMAGE_BASE": serving_base}
+           "PADDLE_CANARY_DOCKER_NAMESPACE": namespace,
+           "PADDLE_CANARY_DOCKER_NETWORK": dockerd.network,
+           "PADDLE_CANARY_IMAGE_BASE": serving_base}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("PADDLE_CANARY_IMAGE_REGISTRY", raising=False)

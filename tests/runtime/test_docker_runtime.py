@@ -136,7 +136,8 @@ def test_validation_of_a_broken_candidate_fails_with_the_reason(serving_image, t
     rt = docker_runtime_factory(registry_root=root)
     with pytest.raises(ValidationFailed, match=r"bad-shift failed validation in "
                                                r"risk-score-serving:bad-shift: "
-                                               r"candidate_scores: expect_column_kl_divergence"
+                                               r"candidate_scores: score distribution far from "
+                                               r"stable's: expect_column_kl_divergence"
                                                ) as failed:
         rt.validate(MODEL, "bad-shift", "v1")
     summary = failed.value.summary  # what the release journal records
