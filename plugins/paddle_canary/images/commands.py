@@ -101,7 +101,9 @@ def dockerd(args) -> int:
     engine = Dockerd(dockerd_home(args.home))
     if args.action == "start":
         engine.start()
+        # no default bridge on this engine: runtime=docker joins its user network
         print(f"DOCKER_HOST={engine.url}")
+        print(f"PADDLE_CANARY_DOCKER_NETWORK={engine.network}")
     elif args.action == "stop":
         engine.stop()
     else:
