@@ -54,12 +54,10 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "plugins"))
-
 from paddle_canary.registry import (Registry, RegistryError, check_model_name,  # noqa: E402
                                     score_histogram)
 from paddle_canary.registry.card import REQUIRED_FILES  # noqa: E402
+from paddle_canary.settings import REPO  # noqa: E402
 from paddle_canary.registry.export_check import (  # noqa: E402
     create_cpu_predictor, export_differences, run_predictor)
 

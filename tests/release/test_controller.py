@@ -256,3 +256,16 @@ def test_the_journal_is_private_and_survives_a_torn_line(settings):
     release.deploy()
     assert kinds(release) == [ev.PLAN, ev.DEPLOYED]
     assert Journal(path).read()[-1].kind == ev.DEPLOYED
+
+
+def test_an_approval_prompt_says_whether_the_candidate_answers_right_now(settings):
+    from paddle_canary.release import messages
+
+    release = start(settings)
+    release.deploy()
+    body = messages.approval_body(release.plan, release.events(), 50, release.candidate_health())
+    assert "Candidate v2: healthy" in body
+    release.runtime.fail_health(MODEL, "v2")
+    assert "Candidate v2: **failing** (503: scores not finite)" in release.candidate_health()
+    release.runtime.kill(MODEL, "v2")
+    assert "Candidate v2: **gone**" in release.candidate_health()

@@ -12,7 +12,6 @@ with ``traffic.buckets.bucket``, which the nginx router is tested against.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -412,10 +411,8 @@ def test_weighted_split_totalling_zero_is_refused_by_the_webhook():
 # ---------------------------------------------------------------- checked-in YAML
 
 def _render_module():
-    spec = importlib.util.spec_from_file_location("k8s_render", ROOT / "images/k8s/render.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from paddle_canary.kube import render
+    return render
 
 
 def test_checked_in_yaml_is_what_the_code_renders_and_is_valid():
@@ -423,7 +420,7 @@ def test_checked_in_yaml_is_what_the_code_renders_and_is_valid():
     assert set(files) == {p.name for p in (ROOT / "images/k8s").glob("*.yaml")}
     for name, text in files.items():
         on_disk = (ROOT / "images/k8s" / name).read_text()
-        assert on_disk == text, f"{name} is stale: run python images/k8s/render.py examples"
+        assert on_disk == text, f"{name} is stale: run python -m paddle_canary.kube.render examples"
         for doc in yaml.safe_load_all(on_disk):
             if doc["apiVersion"].startswith("networking.istio.io/"):
                 istio_valid(doc)

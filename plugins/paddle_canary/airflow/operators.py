@@ -221,13 +221,14 @@ class ReleaseApprovalOperator(ApprovalOperator):
             if not plan.needs_approval_before(weight):
                 raise AirflowSkipException(f"no approval planned before {weight} %")
             self.subject = f"Move {weight} % of traffic to {name}?"
-            self.body = messages.approval_body(plan, release.events(), weight)
+            self.body = messages.approval_body(plan, release.events(), weight,
+                                               release.candidate_health())
         else:
             verdict = context["ti"].xcom_pull(task_ids=self.analysis_task) or {}
             if verdict.get("status") != "inconclusive":
                 raise AirflowSkipException("analysis was conclusive: no confirmation needed")
             self.subject = f"Analysis inconclusive at {weight} % for {name}: go on?"
-            self.body = messages.verdict_markdown(verdict)
+            self.body = release.candidate_health() + "\n\n" + messages.verdict_markdown(verdict)
         release.record(ev.ApprovalRequested(task=self.task_id, weight=weight))
         return super().execute(context)
 

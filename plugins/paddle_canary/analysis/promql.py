@@ -27,6 +27,8 @@ between the dead process' last scrape and its death, and nothing is ever negativ
 
 from __future__ import annotations
 
+import re
+
 import math
 from collections import defaultdict
 from typing import Iterable, Mapping
@@ -54,6 +56,14 @@ def quote(value: str) -> str:
 
 def selector(model: str, version: str) -> str:
     return f"{{model={quote(model)},version={quote(version)}}}"
+
+
+def versions_selector(model: str, versions: list[str], **extra: str) -> str:
+    """``{model="m",version=~"a|b"}``: the versions matched literally (regex-escaped)."""
+    alternation = "|".join(re.escape(v) for v in versions)
+    parts = [f"model={quote(model)}", f"version=~{quote(alternation)}"]
+    parts += [f"{k}={quote(v)}" for k, v in extra.items()]
+    return "{" + ",".join(parts) + "}"
 
 
 def duration(seconds: float) -> str:

@@ -13,6 +13,7 @@ import math
 import os
 import time
 from abc import ABC, abstractmethod
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlparse
 
@@ -120,12 +121,19 @@ class PrometheusProvider(MetricsProvider):
             host = f"{host.rstrip('/')}:{int(port)}"
         return cls(host, **kwargs)
 
-    def _ask(self, promql_text: str) -> list[dict]:
+    def _ask(self, promql_text: str, range_s: tuple[float, float, float] | None = None,
+             at: float | None = None) -> list[dict]:
         import requests
         from prometheus_api_client import PrometheusApiClientException
 
         try:
-            return self._client.custom_query(promql_text)
+            if range_s is not None:
+                start, end, step = range_s
+                return self._client.custom_query_range(
+                    promql_text, datetime.fromtimestamp(start, timezone.utc),
+                    datetime.fromtimestamp(end, timezone.utc), step=f"{step:g}")
+            return self._client.custom_query(
+                promql_text, params=None if at is None else {"time": f"{at:.3f}"})
         except requests.RequestException as exc:
             raise QueryError(f"Prometheus at {self.url} unreachable: "
                              f"{type(exc).__name__}") from None
@@ -134,9 +142,10 @@ class PrometheusProvider(MetricsProvider):
         except ValueError as exc:  # an answer that is not JSON
             raise QueryError(f"Prometheus at {self.url} answered garbage: {exc}") from None
 
-    def query(self, promql_text: str) -> list[promql.Sample]:
+    def query(self, promql_text: str, at: float | None = None) -> list[promql.Sample]:
+        """An instant query, evaluated now or at ``at`` (epoch seconds)."""
         out = []
-        for item in self._ask(promql_text):
+        for item in self._ask(promql_text, at=at):
             if "value" not in item:
                 raise QueryError("expected an instant vector, got a range vector")
             out.append((item.get("metric", {}), _float(item["value"][1])))
@@ -148,6 +157,18 @@ class PrometheusProvider(MetricsProvider):
             if "values" not in item:
                 raise QueryError("expected a range vector, got an instant vector")
             out.append((item.get("metric", {}), [_float(v) for _, v in item["values"]]))
+        return out
+
+    def query_range(self, promql_text: str, start: float, end: float, step: float
+                    ) -> list[tuple[dict, list[tuple[float, float]]]]:
+        """A range query (whole seconds): ``[(labels, [(ts, value), ...]), ...]``; raises
+        :class:`QueryError`."""
+        out = []
+        for item in self._ask(promql_text, range_s=(start, end, step)):
+            if "values" not in item:
+                raise QueryError("expected a matrix from a range query")
+            out.append((item.get("metric", {}),
+                        [(float(t), _float(v)) for t, v in item["values"]]))
         return out
 
     def is_online(self) -> bool:

@@ -21,8 +21,9 @@ import yaml
 from paddle_canary import process
 from paddle_canary.errors import UserError
 from paddle_canary.ops.rules import RULES_DIR
+from paddle_canary.settings import REPO
 
-TEMPLATE = Path(__file__).resolve().parents[3] / "images" / "prometheus" / "alertmanager.yml"
+TEMPLATE = REPO / "images" / "prometheus" / "alertmanager.yml"
 BINARIES = ("prometheus-alertmanager", "alertmanager")  # Debian's name, upstream's name
 RECEIVER = "paddle-canary"
 

@@ -24,8 +24,8 @@ from typing import Any, Iterator
 from paddle_canary import telemetry
 from paddle_canary.analysis.config import GateConfig
 from paddle_canary.ops import series
+from paddle_canary.settings import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 DASHBOARD_DIR = REPO / "images" / "grafana"
 SCHEMA_VERSION = 39
 DS = {"type": "prometheus", "uid": "${datasource}"}

@@ -28,8 +28,8 @@ import yaml
 from paddle_canary import telemetry
 from paddle_canary.analysis.config import GateConfig
 from paddle_canary.ops import series
+from paddle_canary.settings import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 RULES_DIR = REPO / "images" / "prometheus" / "rules"
 RULES_FILE = RULES_DIR / "paddle-canary.yml"
 

@@ -245,6 +245,17 @@ class Release:
         if not gateway.ok:
             raise ReleaseFailed(f"{what} refused: the gateway is not healthy ({gateway.detail})")
 
+    def candidate_health(self) -> str:
+        """One line for a person about to approve: does the candidate answer right now?"""
+        p = self.plan
+        try:
+            health = self.runtime.probe(p.model, p.candidate)
+        except Exception as exc:  # noqa: BLE001 - the prompt says it could not tell, not "ok"
+            return f"Candidate {p.candidate}: health unknown ({type(exc).__name__}: {exc})"
+        if health.healthy:
+            return f"Candidate {p.candidate}: healthy (answers /deep_health now)"
+        return f"Candidate {p.candidate}: **{health.state}** ({health.detail})"
+
     def set_step_weight(self, step: int, weight: int) -> dict[str, Any]:
         """Move the candidate to ``weight`` % (step ``step``, 1-based), read back from the data
         plane. A raise needs a healthy candidate and gateway; lowering never does."""

@@ -24,11 +24,14 @@ def latest_verdict(events: list[ev.Event]) -> dict[str, Any] | None:
     return looks[-1] if looks else None
 
 
-def approval_body(plan: ReleasePlan, events: list[ev.Event], weight: int) -> str:
+def approval_body(plan: ReleasePlan, events: list[ev.Event], weight: int,
+                  health: str | None = None) -> str:
     last = latest_verdict(events)
     lines = [f"Candidate **{plan.candidate}** of **{plan.model}** against stable "
              f"**{plan.baseline}**. Approve to move the candidate to **{weight} %** of users; "
              "Reject to roll back (weight 0, candidate marked rejected)."]
+    if health:
+        lines += ["", health]
     if last:
         lines += ["", "Latest analysis:", "", verdict_markdown(last)]
     return "\n".join(lines)

@@ -1,10 +1,10 @@
 """Print the Kubernetes/Istio objects for one model as multi-document YAML, for ``kubectl apply``.
 
-    python images/k8s/render.py serving --model M --namespace NS --version V --image IMG
-    python images/k8s/render.py istio --model M --namespace NS --stable V1 --candidate V2 \
+    python -m paddle_canary.kube.render serving --model M --namespace NS --version V --image IMG
+    python -m paddle_canary.kube.render istio --model M --namespace NS --stable V1 --candidate V2 \
         --weight W [--mirror M] [--header NAME=VALUE] [--weighted] [--gateway NS/NAME]
-    python images/k8s/render.py envoyfilter [--namespace istio-system] [--context GATEWAY]
-    python images/k8s/render.py examples     # rewrite the *.example.yaml files beside this script
+    python -m paddle_canary.kube.render envoyfilter [--namespace istio-system] [--context GATEWAY]
+    python -m paddle_canary.kube.render examples     # rewrite images/k8s/*.example.yaml
 
 Versions are deployed by ``paddle_canary.runtime.kubernetes.KubernetesRuntime`` and the canary is
 moved by ``paddle_canary.traffic.istio.IstioRouter``; this output is for review or for a first
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import yaml
 
@@ -27,7 +26,9 @@ from paddle_canary.kube.config import ModelKube
 from paddle_canary.traffic import istio_objects as objects
 from paddle_canary.traffic.base import Backend, HeaderRoute, ModelRoute
 
-HERE = Path(__file__).resolve().parent
+from paddle_canary.settings import REPO  # noqa: E402
+
+HERE = REPO / "images" / "k8s"
 
 # The worked example the checked-in files show: model risk-score, v1 stable, v2 at 15 %.
 EXAMPLE = {"model": "risk-score", "namespace": "ml", "stable": "v1", "candidate": "v2",
@@ -75,7 +76,7 @@ def istio_docs(model: str, namespace: str, stable: str, candidate: str, weight: 
 def example_files() -> dict[str, str]:
     """File name -> text of every checked-in example."""
     e = EXAMPLE
-    header = ("# Rendered by images/k8s/render.py examples; do not edit by hand.\n"
+    header = ("# Rendered by python -m paddle_canary.kube.render examples; do not edit by hand.\n"
               f"# Example: model {e['model']}, namespace {e['namespace']}, stable {e['stable']}, "
               f"candidate {e['candidate']}.\n")
     serving = serving_docs(e["model"], e["namespace"], [
@@ -89,7 +90,7 @@ def example_files() -> dict[str, str]:
             istio_docs(e["model"], e["namespace"], e["stable"], e["candidate"], e["weight"],
                        mirror=e["mirror"], header=HeaderRoute(*e["header"]))),
         "envoyfilter-canary-bucket.yaml": (
-            "# Rendered by images/k8s/render.py examples; do not edit by hand.\n"
+            "# Rendered by python -m paddle_canary.kube.render examples; do not edit by hand.\n"
             "# Sets x-canary-bucket (0..99) from x-user-id on the ingress gateway, with nginx's\n"
             "# MurmurHash2, so a user has the same bucket on nginx and on Istio.\n"
             "# NOT run against a real Envoy here (no cluster); the Lua was run under LuaJIT.\n"
