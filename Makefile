@@ -54,6 +54,8 @@ bench: os-deps venv
 	$(PY) bench/detection.py
 	$(PY) bench/release.py
 	$(PY) bench/images.py
+	$(PY) bench/validation.py
+	$(PY) bench/faults.py
 
 up: os-deps venv
 	$(PY) -m paddle_canary.cli stack up

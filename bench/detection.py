@@ -11,11 +11,15 @@ set, the window starts, and the judge is asked every second (as the Airflow trig
 * each broken candidate (bad-shift, bad-reject, bad-slow, bad-nan) until it fails or
   ``--broken-seconds`` pass; bad-signature, which cannot even load, is reported as such.
 
-Printed per scenario: verdict, time to verdict, canary requests served before a fail, and the
-same for a baseline judge measured on the same counts at the same looks: identical gates with
-fixed-horizon intervals (z / chi-square quantiles, Wilson for proportions) at the same alpha
-split, i.e. what "compare an interval with the threshold at every poll" gives without a
-correction for looking again and again.
+Every candidate is served with ``--shadow v1`` (the stable version scores each of its requests
+too, for paired analysis). Printed per scenario: verdict, time to verdict, canary requests
+served before a fail or a pass, for three judges on the same counts at the same looks:
+
+* ``paired``: the judge with the candidate's paired series (each look building on the last);
+* ``cs``: the same judge without them (the unpaired statistics, its fallback);
+* ``fixed``: a baseline with the unpaired gates' fixed-horizon intervals (z / chi-square
+  quantiles, Wilson for proportions) at the same alpha split, i.e. what "compare an interval
+  with the threshold at every poll" gives without a correction for looking again and again.
 
     .venv/bin/python bench/detection.py            # ~10 minutes
 """
@@ -24,8 +28,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
-import math
 import shutil
 import sys
 import tempfile
@@ -41,6 +45,7 @@ from paddle_canary.analysis.counts import NoData
 from paddle_canary.analysis.prometheus_server import PrometheusServer
 from paddle_canary.loadgen.runner import run_load
 from paddle_canary.registry import Registry
+from paddle_canary.traffic.base import Backend, ModelRoute
 from paddle_canary.traffic.nginx import NginxRouter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,13 +75,14 @@ class Serving:
     """``paddle-canary serve`` for one version, stopped by PID. (runtime.local refuses a version
     whose /deep_health fails, e.g. bad-nan; here broken versions must get traffic.)"""
 
-    def __init__(self, workdir: Path, registry: Path, version: str):
+    def __init__(self, workdir: Path, registry: Path, version: str, shadow: str | None = None):
         self.version = version
         self.port = process.free_port()
         self.log = workdir / f"serve-{version}.log"
         self.proc = process.spawn(
             [sys.executable, "-m", "paddle_canary.cli", "serve", "--model", MODEL, "--version",
-             version, "--port", str(self.port), "--registry", str(registry)], self.log)
+             version, "--port", str(self.port), "--registry", str(registry)]
+            + (["--shadow", shadow] if shadow else []), self.log)
 
     @property
     def url(self) -> str:
@@ -138,13 +144,15 @@ def fixed_horizon():
 
 def run_window(provider, router, candidate: str, config: GateConfig, seconds: float,
                stop_on_fail: bool = True, weight: int = 5) -> dict:
-    """Set the weight, start the window, look every second; both judges on the same counts."""
-    router.set_weight(weight)
-    if not router.verify_weight(weight):
+    """Set the weight, start the window, look every second; the three judges on the same
+    counts. Ends when both sequence judges failed (``stop_on_fail``) or time is up."""
+    router.set_weight(MODEL, weight)                  # verified: read back from nginx
+    if not router.verify_weight(MODEL, weight):
         raise RuntimeError(f"gateway does not serve {weight} %")
     t0 = time.time()
-    out = {"cs": {"first_fail": None, "first_pass": None, "fail_requests": None},
-           "fixed": {"first_fail": None, "first_pass": None, "fail_requests": None}}
+    out = {name: {"first_fail": None, "first_pass": None, "fail_requests": None,
+                  "pass_requests": None} for name in ("paired", "cs", "fixed")}
+    prev: dict = {"paired": None, "cs": None}
     looks = 0
     last = {}
     deadline = t0 + seconds
@@ -152,11 +160,15 @@ def run_window(provider, router, candidate: str, config: GateConfig, seconds: fl
         next_look = time.time() + 1.0
         now = time.time()
         base = provider.window_counts(MODEL, "v1", start=t0, end=now)
-        cand = provider.window_counts(MODEL, candidate, start=t0, end=now)
+        cand = provider.window_counts(MODEL, candidate, start=t0, end=now, paired_with="v1")
+        unpaired = (dataclasses.replace(cand, paired=None) if not isinstance(cand, NoData)
+                    else cand)
         looks += 1
-        verdicts = {"cs": judge(base, cand, config)}
+        verdicts = {"paired": judge(base, cand, config, previous=prev["paired"]),
+                    "cs": judge(base, unpaired, config, previous=prev["cs"])}
+        prev = {k: v.to_dict() for k, v in verdicts.items()}
         with fixed_horizon():
-            verdicts["fixed"] = judge(base, cand, config)
+            verdicts["fixed"] = judge(base, unpaired, config)
         for name, v in verdicts.items():
             rec = out[name]
             if v.status == "fail" and rec["first_fail"] is None:
@@ -166,11 +178,13 @@ def run_window(provider, router, candidate: str, config: GateConfig, seconds: fl
                 rec["fail_reason"] = v.reason
             if v.status == "pass" and rec["first_pass"] is None:
                 rec["first_pass"] = now - t0
+                rec["pass_requests"] = 0 if isinstance(cand, NoData) else cand.requests
             last[name] = v
-        if (stop_on_fail and out["cs"]["first_fail"] is not None) or time.time() >= deadline:
+        both_failed = all(out[n]["first_fail"] is not None for n in ("paired", "cs"))
+        if (stop_on_fail and both_failed) or time.time() >= deadline:
             break
         time.sleep(max(0.0, next_look - time.time()))
-    router.set_weight(0)
+    router.set_weight(MODEL, 0)
     for name, v in last.items():
         out[name]["final"] = v.status
         out[name]["gates"] = {g.gate: g.status for g in v.gates}
@@ -178,7 +192,9 @@ def run_window(provider, router, candidate: str, config: GateConfig, seconds: fl
     out["seconds"] = time.time() - t0
     out["canary_requests"] = 0 if isinstance(cand, NoData) else cand.requests
     out["stable_requests"] = 0 if isinstance(base, NoData) else base.requests
-    out["reason"] = last["cs"].reason
+    out["reason"] = last["paired"].reason
+    out["paired_rows"] = (cand.paired.rows if not isinstance(cand, NoData) and cand.paired
+                          else 0)
     return out
 
 
@@ -205,12 +221,12 @@ def main() -> int:
         prom = PrometheusServer(work / "prometheus", scrape_interval_s=1.0).start()
         started.append(prom)
         provider = PrometheusProvider(prom.url)
-        stable = Serving(work, registry, "v1")
+        stable = Serving(work, registry, "v1")  # the stable version: no shadow
         started.append(stable)
         assert stable.ready(), "stable v1 did not start"
         prom.add_target(MODEL, "v1", [f"127.0.0.1:{stable.port}"])
-        router = NginxRouter(work / "gateway", port=process.free_port(), stable_url=stable.url)
-        router.start(weight=0)
+        router = NginxRouter(work / "gateway", process.free_port())
+        router.start([ModelRoute(MODEL, stable=Backend("v1", stable.url))])
         started.append(router)
         reference = Registry(registry).card(MODEL, "v1").reference_inputs()
 
@@ -222,7 +238,7 @@ def main() -> int:
         loader.start()
 
         def candidate(version: str) -> Serving | None:
-            cand = Serving(work, registry, version)
+            cand = Serving(work, registry, version, shadow="v1")
             started.append(cand)
             if not cand.ready():
                 return None
@@ -230,12 +246,12 @@ def main() -> int:
             process.wait_until(
                 lambda: provider.query(f'up{{model="{MODEL}",version="{version}"}} == 1'), 20,
                 what=f"{version} scraped")
-            router.set_backends(stable.url, cand.url)
+            router.apply_verified(router.route(MODEL).replace(
+                candidate=Backend(version, cand.url), weight=0))
             return cand
 
         def finish(cand: Serving, version: str) -> None:
-            router.set_weight(0)
-            router.set_backends(stable.url, None)
+            router.apply_verified(router.route(MODEL).without_candidate())
             prom.remove_target(MODEL, version)
             cand.stop()
 
@@ -301,27 +317,32 @@ def _t(x) -> str:
     return "-" if x is None else f"{x:.1f} s"
 
 
+def _verdict(rec: dict) -> tuple[str, float | None, float | None]:
+    if rec["first_fail"] is not None:
+        return "fail", rec["first_fail"], rec["fail_requests"]
+    if rec["first_pass"] is not None:
+        return "pass", rec["first_pass"], rec["pass_requests"]
+    return rec["final"], None, None
+
+
 def row(r: dict) -> str:
-    cs, fx = r["cs"], r["fixed"]
-    verdict = "fail" if cs["first_fail"] is not None else cs["final"]
-    when = cs["first_fail"] if verdict == "fail" else cs["first_pass"]
-    gates = ",".join(cs.get("fail_gates", [])) or ",".join(
-        f"{g}={s[0]}" for g, s in cs["gates"].items())
-    fverdict = "fail" if fx["first_fail"] is not None else fx["final"]
-    fwhen = fx["first_fail"] if fverdict == "fail" else fx["first_pass"]
-    reqs = cs["fail_requests"] if verdict == "fail" else None
-    return (f"{r['scenario']:<13} CS: {verdict:<12} at {_t(when):>7}  canary req before fail "
-            f"{'-' if reqs is None else f'{reqs:.0f}':>5}  [{gates}]   fixed-horizon: "
-            f"{fverdict:<12} at {_t(fwhen):>7}"
-            f"   ({r['looks']} looks, {r['canary_requests']:.0f} canary / "
-            f"{r['stable_requests']:.0f} stable requests)")
+    parts = []
+    for name in ("paired", "cs", "fixed"):
+        verdict, when, reqs = _verdict(r[name])
+        parts.append(f"{name}: {verdict:<12} at {_t(when):>7} "
+                     f"({'-' if reqs is None else f'{reqs:.0f}':>5} canary req)")
+    gates = ",".join(r["paired"].get("fail_gates", [])) or ",".join(
+        f"{g}={s[0]}" for g, s in r["paired"]["gates"].items())
+    return (f"{r['scenario']:<13} " + "  ".join(parts) + f"  [{gates}]  ({r['looks']} looks, "
+            f"{r['canary_requests']:.0f} canary / {r['stable_requests']:.0f} stable requests, "
+            f"{r['paired_rows']:.0f} paired rows)")
 
 
 def summary(results: dict) -> str:
     sc = [s for s in results["scenarios"] if "cs" in s]
     aa = [s for s in sc if s["scenario"].startswith("A/A")]
     lines = []
-    for judge_name in ("cs", "fixed"):
+    for judge_name in ("paired", "cs", "fixed"):
         fails = sum(1 for s in aa if s[judge_name]["first_fail"] is not None)
         passes = sum(1 for s in aa if s[judge_name]["first_pass"] is not None)
         lines.append(f"A/A ({len(aa)} runs x {aa[0]['seconds']:.0f} s, polled every 1 s) "

@@ -13,6 +13,7 @@ from airflow.sdk import DAG, Param, TaskGroup
 
 from paddle_canary.airflow import operators as op
 from paddle_canary.airflow.assets import REGISTERED_VERSIONS
+from paddle_canary.airflow.release_notices import ReleaseOutcomeNotifier
 from paddle_canary.airflow.validation_pod import validation_pod_task
 from paddle_canary.release.plan import MAX_STEPS
 from paddle_canary.runtime.factory import RUNTIMES
@@ -40,6 +41,9 @@ with DAG(
         "max_extensions": Param(None, type=["null", "integer"], minimum=0, description="Extensions of an inconclusive step before a person is asked (default 2)"),
         "gates": Param(None, type=["null", "object"], description="Gate threshold overrides, e.g. {\"latency_p95\": {\"max_ms\": 50}}"),
         "runtime": Param(None, type=["null", "string"], enum=[None, *RUNTIMES], description="Where versions run"),
+        "shadow_s": Param(None, type=["null", "number"], minimum=0, description="Seconds of the shadow phase before the first step: stable's requests mirrored to the candidate, answers discarded (default 0: none)"),
+        "shadow_mirror": Param(None, type=["null", "integer"], minimum=1, maximum=100, description="% of stable's requests mirrored during the shadow phase (default 100)"),
+        "paired": Param(None, type=["null", "boolean"], description="The candidate also scores every request with the stable version, so the judge compares them on the same rows (default true)"),
     },
 ) as dag:
     resolve = op.ResolvePlanOperator(task_id=op.PLAN_TASK, trigger_rule="all_success")
@@ -51,8 +55,17 @@ with DAG(
                                         trigger_rule="none_failed_min_one_success")
     resolve >> build >> choose >> [validate, validate_pod] >> deploy
 
-    last = deploy
-    work = [build, choose, validate, validate_pod, deploy]
+    # The shadow phase (plan shadow_s > 0; skipped otherwise): stable's requests mirrored to
+    # the candidate, judged as step 0 before any user is routed to it.
+    with TaskGroup(group_id="shadow") as shadow:
+        mirror = op.StartShadowOperator(task_id="mirror")
+        shadow_analyze = op.CanaryAnalysisSensor(task_id="analyze", slot=op.SHADOW_SLOT,
+                                                 set_weight_task="shadow.mirror")
+        mirror >> shadow_analyze
+    deploy >> shadow
+
+    last = shadow
+    work = [build, choose, validate, validate_pod, deploy, mirror, shadow_analyze]
     for slot in range(MAX_STEPS):
         with TaskGroup(group_id=f"step_{slot + 1:02d}") as group:
             approve = op.ReleaseApprovalOperator(task_id="approve", slot=slot, when="before")
@@ -68,7 +81,10 @@ with DAG(
 
     promote = op.PromoteOperator(task_id="promote")
     teardown = op.TeardownOperator(task_id="teardown_old_version")
-    rollback = op.RollbackOperator(task_id="rollback", trigger_rule="one_failed")
+    # tell the model's people (model.yaml notify) that it rolled back, or could not
+    rollback = op.RollbackOperator(task_id="rollback", trigger_rule="one_failed",
+                                   on_success_callback=ReleaseOutcomeNotifier(),
+                                   on_failure_callback=ReleaseOutcomeNotifier())
     report = op.ReportOperator(task_id="report", trigger_rule="all_done")
     last >> promote >> teardown
     work.append(promote)

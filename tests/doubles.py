@@ -130,7 +130,8 @@ class CountsProvider(MetricsProvider):
     def is_online(self) -> bool:
         return True
 
-    def window_counts(self, model, version, *, start=None, end=None, window_s=None):
+    def window_counts(self, model, version, *, start=None, end=None, window_s=None,
+                      paired_with=None):
         found = self.counts.get(version)
         if found is None:
             return NoData(model, version, "no series (test)", start or 0.0, end or 0.0)

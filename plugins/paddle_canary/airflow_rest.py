@@ -29,6 +29,10 @@ class AirflowError(UserError):
     """The Airflow API refused a request or could not be reached."""
 
 
+class AirflowUnreachable(AirflowError):
+    """No answer in time (down, restarting, or too busy): asking again later may work."""
+
+
 class AirflowClient:
     def __init__(self, url: str, username: str, password: str, timeout: float = 10.0):
         self.url = url.rstrip("/")
@@ -68,7 +72,7 @@ class AirflowClient:
         try:
             r = self._http.request(method, path, headers=headers, **kw)
         except httpx.HTTPError as exc:
-            raise AirflowError(f"Airflow at {self.url} is not reachable: {exc}") from exc
+            raise AirflowUnreachable(f"Airflow at {self.url} is not reachable: {exc}") from exc
         if r.status_code >= 400:
             try:
                 detail = r.json().get("detail", r.text)

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "paddle_canary.loadgen.commands",
     "paddle_canary.analysis.commands",
     "paddle_canary.release_commands",
+    "paddle_canary.release.commands",
     "paddle_canary.report.commands",
     "paddle_canary.localstack.commands",
     "paddle_canary.images.commands",

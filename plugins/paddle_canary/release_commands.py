@@ -40,6 +40,14 @@ def add_commands(sub) -> None:
     p.add_argument("--poll-interval", type=float, dest="poll_interval_s", help="seconds")
     p.add_argument("--runtime", help="where the versions run: local (default), docker, "
                                      "kubernetes")
+    p.add_argument("--shadow", type=float, dest="shadow_s", metavar="SECONDS",
+                   help="a shadow phase before the first step: stable's requests mirrored to "
+                        "the candidate (answers discarded) and judged, for SECONDS")
+    p.add_argument("--shadow-mirror", type=int, dest="shadow_mirror", metavar="PCT",
+                   help="%% of stable's requests mirrored in the shadow phase (default 100)")
+    p.add_argument("--unpaired", dest="paired", action="store_const", const=False,
+                   help="judge on the two groups of users only: the candidate does not score "
+                        "requests with the stable version too (paired analysis is the default)")
     p.add_argument("--gate", type=_gate_override, action="append", default=[],
                    help="threshold override GATE.KEY=NUMBER, e.g. latency_p95.max_ms=50")
     p.add_argument("--check", action="store_true",
@@ -68,7 +76,7 @@ def add_commands(sub) -> None:
 def request_from_args(args) -> dict:
     conf = {"model": args.model, "version": args.version}
     for key in ("steps", "step_interval_s", "approvals_before", "teardown_delay_s",
-                "poll_interval_s", "runtime"):
+                "poll_interval_s", "paired", "shadow_s", "shadow_mirror", "runtime"):
         value = getattr(args, key)
         if value is not None:
             conf[key] = value
@@ -141,6 +149,8 @@ def cmd_status(args) -> int:
         if holder:
             print(f"  release running: {holder['run_id']} (candidate {holder['candidate']}, "
                   f"since {holder['since']})")
+            for line in _manual_state(settings, model, holder["run_id"]):
+                print(f"  {line}")
         if router is not None:
             try:
                 live = router.live(model)
@@ -155,6 +165,13 @@ def cmd_status(args) -> int:
                 print(f"  traffic: {live.weight} % to candidate {cand} (stable "
                       f"{live.stable.version}), mirror {live.mirror} %"
                       + (f", header {live.header.name}: {live.header.value}" if live.header else ""))
+    from paddle_canary.ops.watchdog import read_status
+    last = read_status(settings)
+    for finding in (last or {}).get("findings") or []:
+        if not args.model or finding["model"] == args.model:
+            print(f"watchdog: {finding['model']}: {finding['kind']}: {finding['detail']}"
+                  + (f" (repaired: {finding['repaired']})" if finding.get("repaired") else "")
+                  + (f" (repair FAILED: {finding['error']})" if finding.get("error") else ""))
     try:
         from paddle_canary.airflow_rest import AirflowClient
         client = AirflowClient.from_env()
@@ -165,6 +182,27 @@ def cmd_status(args) -> int:
     except UserError as exc:
         print(f"airflow: {exc}")
     return 0
+
+
+def _manual_state(settings, model: str, run_id: str) -> list[str]:
+    """What people did by hand to the running release: a hold, a full promotion."""
+    import time
+
+    from paddle_canary.release import events as ev
+    from paddle_canary.release import manual
+    from paddle_canary.release.journal import Journal
+    events = Journal.of_run(settings.home, model, run_id).read()
+    out = []
+    since = manual.paused_since(events)
+    if since is not None:
+        held = next(e for e in reversed(ev.of_kind(events, ev.Paused)) if e.ts == since)
+        out.append(f"PAUSED by {held.by} {time.time() - since:.0f} s ago"
+                   + (f": {held.reason}" if held.reason else "")
+                   + f" ('paddle-canary resume {model}')")
+    asked = manual.full_promotion(events)
+    if asked:
+        out.append(f"full promotion asked by {asked.by}: {asked.reason}")
+    return out
 
 
 def cmd_rollback(args) -> int:

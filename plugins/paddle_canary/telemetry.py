@@ -29,6 +29,32 @@ REQUESTS = "paddle_canary_requests_total"
 # Gauge = 1 with labels model, version, content_hash, device ("cpu" or "gpu:N").
 MODEL_INFO = "paddle_canary_model_info"
 
+# Paired (shadow) series: exposed only by a candidate's process started with --shadow, which
+# also scores every answered request with the stable version loaded beside it (never returned;
+# its time is not in REQUEST_LATENCY). Every paired series carries SHADOW_LABEL = the stable
+# version that scored the rows as well as model and version (the candidate). Counters only, so
+# Prometheus' reset handling applies; means and variances come from sums.
+SHADOW_LABEL = "shadow_version"
+# Gauge = 1 with labels model, version, shadow_version, shadow_content_hash.
+SHADOW_INFO = "paddle_canary_shadow_info"
+# Rows scored by both versions.
+PAIRED_ROWS = "paddle_canary_paired_rows_total"
+# Decision flips per row, label direction="approve_to_reject" (stable approved, candidate
+# rejected) | "reject_to_approve".
+PAIRED_FLIPS = "paddle_canary_paired_flips_total"
+FLIP_DIRECTIONS = ("approve_to_reject", "reject_to_approve")
+# Sum of scores over the paired rows, label scorer="candidate" | "stable" (clipped to [0, 1]).
+PAIRED_SCORE_SUM = "paddle_canary_paired_score_sum_total"
+SCORERS = ("candidate", "stable")
+# Sum of (candidate score - stable score)**2 over the paired rows.
+PAIRED_DIFF_SQ = "paddle_canary_paired_score_diff_squared_total"
+# Requests answered but not shadow-scored, label reason="overload" (too many rows waiting for
+# the shadow) | "error" (the shadow raised or gave a non-finite score).
+SHADOW_SKIPPED = "paddle_canary_shadow_skipped_total"
+SKIP_REASONS = ("overload", "error")
+# Seconds spent scoring with the shadow (its cost, outside the candidate's latency).
+SHADOW_SECONDS = "paddle_canary_shadow_seconds_total"
+
 # Response header naming the version that answered; nginx passes it through.
 VERSION_HEADER = "X-Model-Version"
 # Request header carrying the user ID that sticky routing hashes.

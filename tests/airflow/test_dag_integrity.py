@@ -51,14 +51,17 @@ def test_release_tasks_are_all_there(dag):
 
 def test_steps_run_in_order_and_failures_roll_back(dag):
     t = dag.task_dict
-    assert t["step_01.approve"].upstream_task_ids == {"deploy_candidate"}
+    # the shadow phase (skipped unless the plan has shadow_s) sits between deploy and step 1
+    assert t["shadow.mirror"].upstream_task_ids == {"deploy_candidate"}
+    assert t["shadow.analyze"].upstream_task_ids == {"shadow.mirror"}
+    assert t["step_01.approve"].upstream_task_ids == {"shadow.analyze"}
     assert t["step_02.approve"].upstream_task_ids == {"step_01.confirm"}
     assert t["promote"].upstream_task_ids == {f"step_{MAX_STEPS:02d}.confirm"}
     assert t["rollback"].trigger_rule == "one_failed"
     # every task that changes something is watched by the rollback
     watched = t["rollback"].upstream_task_ids
     assert {"validate_model", "deploy_candidate", "promote", "step_03.analyze",
-            "step_03.approve"} <= watched
+            "step_03.approve", "shadow.mirror", "shadow.analyze"} <= watched
     assert "resolve_plan" not in watched  # a refused request changed nothing: nothing to undo
     assert t["report"].trigger_rule == "all_done"
     assert {"rollback", "promote"} <= t["report"].upstream_task_ids

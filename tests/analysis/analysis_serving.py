@@ -114,3 +114,24 @@ def poll(look, until_s: float, every_s: float = 1.0, stop_on=("fail",)):
         if verdict.status in stop_on or elapsed >= until_s:
             return verdict, elapsed, looks
         time.sleep(max(0.0, every_s - (time.monotonic() - t0 - elapsed)))
+
+
+class ShadowServing:
+    """``paddle-canary serve VERSION --shadow SHADOW``: the candidate's process also scores
+    every answered request with the stable version (paired series). Stopped by PID."""
+
+    def __init__(self, logdir: Path, version: str, shadow: str, registry: Path = REGISTRY,
+                 shadow_registry: Path = REGISTRY, model: str = MODEL):
+        from paddle_canary.process import free_port, spawn
+        from paddle_canary.runtime.local import serve_argv
+
+        self.model, self.version = model, version
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = spawn([*serve_argv(model, version, self.port, registry), "--shadow", shadow,
+                           "--shadow-registry", str(shadow_registry)],
+                          Path(logdir) / f"serve-{version}-shadow-{self.port}.log")
+
+    address = ServeProcess.address
+    wait_ready = ServeProcess.wait_ready
+    stop = ServeProcess.stop

@@ -46,7 +46,9 @@ def test_increase_is_end_minus_start_born_series_count_from_zero_resets_use_samp
     assert out["a"] == 30.0          # plain difference
     assert out["b"] == 7.0           # born inside the window: from 0
     assert out["c"] == 9.0           # restarted: 5 before + 4 after
-    assert out["d"] == 0.0           # never negative
+    # ended below its start with no raw samples at hand: still a restart from 0 (the rule
+    # for every drop), so the 3 counted after it are kept; never negative
+    assert out["d"] == 3.0
     assert math.isnan(out["e"])      # a NaN sum stays NaN (the judge uses the buckets)
     assert promql.reset_aware_increase(0.0, [3.0, 3.0, 0.0, 2.0]) == 5.0
 

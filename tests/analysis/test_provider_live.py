@@ -68,6 +68,7 @@ def test_a_restarted_serving_process_never_gives_negative_counts(prometheus, exp
     w = provider.window_counts("m", "v1", start=start, end=time.time())
     assert w.requests == 34.0                # both lives counted exactly, none negative
     assert all(x >= 0 for x in (*w.score_buckets, *w.latency_buckets, w.approve, w.reject))
+    assert w.restarts == 1.0                 # and the judge is told the process restarted
 
 
 def test_no_series_unreachable_and_stopped_prometheus_are_no_data(prometheus, exporters):

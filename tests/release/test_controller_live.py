@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from paddle_canary import process
+from paddle_canary.analysis import spending
 from paddle_canary.localstack.stack import LocalStack, StackPorts
 from paddle_canary.release import controller, lock, messages
 from paddle_canary.traffic.base import Backend, ModelRoute
@@ -191,3 +192,33 @@ def test_prometheus_scrapes_the_gateway_weight_the_release_set(stack):
 
     assert process.wait_until(lambda: weight() == 15, 30, interval=0.5,
                               what="Prometheus to scrape the gateway's weight")
+
+
+def test_the_shadow_phase_judges_mirrored_requests_on_paired_series(stack, users):
+    """Real nginx mirrors stable's requests to a candidate started with --shadow v1: no user
+    gets v2's answer, yet the look at step 0 reads v2's own and paired series from Prometheus;
+    step 1's weight ends the mirror."""
+    plan = controller.prepare({"model": MODEL, "version": "v2", "shadow_s": 30,
+                               "steps": [5, 100], "gates": {"min_samples": 50}},
+                              run_id="run-shadow")
+    release = controller.open_release(plan)
+    release.deploy()
+    at = release.start_shadow()["at"]
+    assert (live(release).weight, live(release).mirror) == (0, 100)
+
+    def paired_look():
+        v = release.judge(at, 0, 0)
+        rr = next((g for g in v["gates"] if g["gate"] == "rejection_rate"), None)
+        return v if rr and rr["details"].get("paired") == 1.0 and \
+            (rr["samples"]["candidate"] or 0) >= 50 else None
+    verdict = process.wait_until(paired_look, 60, interval=1, what="a paired look at step 0")
+    assert verdict["status"] != "fail", verdict["reason"]
+    # the shadow phase and two steps share the release's alpha; the phase is index 0
+    assert verdict["alpha"] == pytest.approx(spending.step_alpha(plan.gates["alpha"], 0, 3))
+    r = httpx.post(f"{stack.gateway_url}/predict", headers={"X-User-ID": "someone"},
+                   json={"user_id": "someone", "features": [1.0] * 30})
+    assert r.headers["X-Model-Version"] == "v1"     # mirrored answers never reach a user
+    release.set_step_weight(1, 5)
+    assert (live(release).weight, live(release).mirror) == (5, 0)
+    release.rollback()
+    release.finish("run-shadow")

@@ -20,10 +20,13 @@ def test_every_kind_round_trips_through_a_journal(tmp_path):
         ev.PlanRecorded(plan={"model": "m", "candidate": "v2"}),
         ev.Validated(report={"passed": True}),
         ev.Deployed(stable_url="http://a:1", candidate_url="http://b:2", candidate_instance="i"),
+        ev.MirrorSet(share=100),
         ev.WeightSet(weight=5, step=1),
         ev.Look(verdict={"status": "pass"}, step=1, weight=5, health={"status": "pass"}),
         ev.StepVerdict(task="step_01.analyze", verdict={"status": "pass"}, step=1, weight=5),
         ev.ApprovalRequested(task="step_02.approve", weight=50),
+        ev.ApprovalRequested(task="step_03.approve", weight=100, assigned_users=["bo"],
+                             timeout_s=600.0),
         ev.ApprovalAnswered(task="step_02.approve", answer="Approve", by="ana"),
         ev.Failure(task="step_02.analyze", reason="latency", blame="candidate"),
         ev.Cut(reason="latency"),
@@ -33,6 +36,11 @@ def test_every_kind_round_trips_through_a_journal(tmp_path):
         ev.TornDown(version="v1"),
         ev.TeardownSkipped(reason="stable again"),
         ev.Finished(outcome="promoted"),
+        ev.Paused(by="ana", reason="incident elsewhere"),
+        ev.Resumed(by="ana"),
+        ev.FullPromotionRequested(by="ana", reason="hotfix CVE-1"),
+        ev.Undone(by="bo", reason="complaints", restored="v1", version="v2",
+                  incomplete=["registry: x"]),
     ]
     journal = Journal(tmp_path / "r.jsonl")
     for e in written:

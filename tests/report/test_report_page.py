@@ -151,3 +151,19 @@ def test_bad_model_name_writes_nothing(paths):
     with pytest.raises(UserError, match="invalid model name"):
         write_report(plan, [], paths)
     assert not paths.reports_dir.exists()
+
+
+def test_actions_by_hand_are_shown_with_who_and_why(paths):
+    events = rj.promoted_journal()
+    t = events[4]["ts"]
+    events[5:5] = [rj._e(t + 0.1, "paused", by="ana", reason="incident in payments"),
+                   rj._e(t + 0.2, "resumed", by="ana"),
+                   rj._e(t + 0.3, "full_promotion", by="bo", reason="hotfix <CVE-1>")]
+    events.append(rj._e(events[-1]["ts"] + 1, "undone", by="bo", reason="complaints",
+                        restored="v1", version="v2"))
+    _, page, summary = _write(events, paths)
+    assert [m["action"] for m in summary["manual"]] == ["paused", "resumed", "full_promotion",
+                                                        "undone"]
+    assert summary["manual"][2] == {"action": "full_promotion", "at": t + 0.3, "by": "bo",
+                                    "reason": "hotfix <CVE-1>"}
+    assert "<h2>By hand</h2>" in page and "hotfix &lt;CVE-1&gt;" in page

@@ -14,7 +14,7 @@ from typing import Any
 from airflow.providers.standard.exceptions import HITLRejectException
 from airflow.providers.standard.operators.branch import BaseBranchOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+from airflow.providers.standard.triggers.temporal import DateTimeTrigger, TimeDeltaTrigger
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
@@ -30,6 +30,8 @@ PLAN_TASK = "resolve_plan"
 # the parked attempt finds the task already queued again ("state changed externally"). Tasks
 # that park get one quick retry; their real failures raise AirflowFailException, never retried.
 RACE_RETRY = timedelta(seconds=1)
+# A step's weight change waiting on a pause (paddle-canary pause) looks again this often.
+HOLD_POLL_S = 30
 # Request fields whose empty list means something ("no approvals"); for the others an empty
 # value from the form means "use the model's default".
 EMPTY_MEANS_NONE = ("approvals_before",)
@@ -47,6 +49,14 @@ def step_weight(plan: ReleasePlan, slot: int) -> int:
     if weight is None:
         raise AirflowSkipException(f"the plan has {len(plan.steps)} steps; slot {slot + 1} unused")
     return weight
+
+
+def skip_manually(release: controller.Release, weight: int) -> None:
+    """Skip a step below 100 % once ``paddle-canary promote --full`` was asked."""
+    from paddle_canary.release import manual
+    why = manual.skips_step(release.events(), weight)
+    if why:
+        raise AirflowSkipException(why)
 
 
 def request_of(params: dict[str, Any], asset_events=None) -> dict[str, Any]:
@@ -125,13 +135,37 @@ class DeployCandidateOperator(ReleaseTask):
         return release.deploy()
 
 
+#: The analysis sensor's slot for the shadow phase (judged as step 0, before step 1's slot 0).
+SHADOW_SLOT = -1
+
+
+class StartShadowOperator(ReleaseTask):
+    """The shadow phase, when the plan has one: mirror stable's requests to the candidate."""
+
+    def work(self, release, context):
+        if release.plan.shadow_s <= 0:
+            raise AirflowSkipException("no shadow phase planned (shadow_s = 0)")
+        return release.start_shadow()
+
+
 class SetWeightOperator(ReleaseTask):
     def __init__(self, *, slot: int, **kwargs):
         super().__init__(**kwargs)
         self.slot = slot
 
     def work(self, release, context):
-        return release.set_step_weight(self.slot + 1, step_weight(release.plan, self.slot))
+        weight = step_weight(release.plan, self.slot)
+        skip_manually(release, weight)
+        from paddle_canary.release import manual
+        if manual.paused_since(release.events()) is not None:
+            # paddle-canary pause holds the weight, even after an approval: look again later
+            self.log.info("the release is paused: the weight stays until it is resumed")
+            self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=HOLD_POLL_S)),
+                       method_name="execute_after_hold")
+        return release.set_step_weight(self.slot + 1, weight)
+
+    def execute_after_hold(self, context, event=None):
+        return self.execute(context)
 
 
 class CanaryAnalysisSensor(BaseSensorOperator):
@@ -156,16 +190,23 @@ class CanaryAnalysisSensor(BaseSensorOperator):
 
     def execute(self, context):
         plan = plan_of(context)
-        weight = step_weight(plan, self.slot)
+        if self.slot == SHADOW_SLOT:
+            if plan.shadow_s <= 0:
+                raise AirflowSkipException("no shadow phase planned (shadow_s = 0)")
+            weight, interval = 0, plan.shadow_s
+        else:
+            weight, interval = step_weight(plan, self.slot), plan.step_interval_s
+            skip_manually(controller.open_release(plan), weight)
         since = context["ti"].xcom_pull(task_ids=self.set_weight_task)["at"]
-        self._wait(plan, since, until=since + plan.step_interval_s, extensions=0, weight=weight)
+        self._wait(plan, since, until=since + interval, extensions=0, weight=weight)
 
     def _wait(self, plan: ReleasePlan, since: float, until: float, extensions: int, weight: int,
-              previous: dict | None = None):
+              previous: dict | None = None, counted_from: float | None = None):
         self.defer(
             trigger=CanaryAnalysisTrigger(plan=plan.to_dict(), since=since, until=until,
                                           poll_s=plan.poll_interval_s, step=self.slot + 1,
-                                          weight=weight, previous=previous),
+                                          weight=weight, previous=previous,
+                                          counted_from=counted_from),
             method_name="execute_complete",
             kwargs={"since": since, "extensions": extensions, "weight": weight},
             timeout=timedelta(seconds=until - time.time() + 600),
@@ -175,12 +216,18 @@ class CanaryAnalysisSensor(BaseSensorOperator):
         plan = plan_of(context)
         release = controller.open_release(plan)
         verdict = event["verdict"]
+        if event.get("hold_until") and verdict.get("status") != "fail":
+            # paused (paddle-canary pause): wait again until the moved end of the step
+            self._wait(plan, since, until=event["hold_until"], extensions=extensions,
+                       weight=weight, previous=verdict, counted_from=event["looked_until"])
         release.record_verdict(self.task_id, verdict, step=self.slot + 1, weight=weight)
         if verdict["status"] == "fail":
             reason = messages.verdict_reason(verdict)
             release.record_failure(self.task_id, reason,
                                    blame=(verdict.get("health") or {}).get("blame", "candidate"))
             raise AirflowFailException(f"gate failed: {reason}")
+        if self.slot == SHADOW_SLOT:
+            return verdict  # a preview: inconclusive moves on to the steps, judged again there
         if verdict["status"] == "inconclusive" and extensions < plan.max_extensions:
             self.log.info("inconclusive (%s); extending the step", messages.verdict_reason(verdict))
             self._wait(plan, since, until=time.time() + plan.step_interval_s,
@@ -216,6 +263,7 @@ class ReleaseApprovalOperator(ApprovalOperator):
             self.skip(ti=context["ti"], tasks=later)
         weight = step_weight(plan, self.slot)
         release = controller.open_release(plan)
+        skip_manually(release, weight)
         name = f"{plan.model} {plan.candidate} (stable {plan.baseline})"
         if self.when == "before":
             if not plan.needs_approval_before(weight):
@@ -229,16 +277,30 @@ class ReleaseApprovalOperator(ApprovalOperator):
                 raise AirflowSkipException("analysis was conclusive: no confirmation needed")
             self.subject = f"Analysis inconclusive at {weight} % for {name}: go on?"
             self.body = release.candidate_health() + "\n\n" + messages.verdict_markdown(verdict)
-        release.record(ev.ApprovalRequested(task=self.task_id, weight=weight))
+        from paddle_canary.airflow import release_notices
+        try:
+            asked = release_notices.configure_approval(
+                self, release, context, weight=weight,
+                kind="approval" if self.when == "before" else "confirmation")
+        except UserError as exc:
+            release.record_failure(self.task_id, f"approval cannot be asked: {exc}")
+            raise AirflowFailException(f"approval cannot be asked: {exc}") from exc
+        release.record(ev.ApprovalRequested(task=self.task_id, weight=weight, **asked))
         return super().execute(context)
 
     def execute_complete(self, context, event):
+        from paddle_canary.airflow import release_notices
         release = controller.open_release(plan_of(context))
         chosen = (event.get("chosen_options") or ["?"])[0]
-        release.record(ev.ApprovalAnswered(task=self.task_id, answer=chosen,
-                                           by=str(event.get("responded_by_user"))))
+        by = release_notices.responder_of(event) or "timeout"
+        release.record(ev.ApprovalAnswered(task=self.task_id, answer=chosen, by=by))
+        refusal = release_notices.answer_refusal(release, context, event) \
+            if chosen == self.APPROVE or event.get("timedout") else None
+        if refusal:
+            release.record_failure(self.task_id, refusal)
+            raise AirflowFailException(refusal)
         if chosen == self.REJECT:
-            release.record_failure(self.task_id, "rejected by a person at approval")
+            release.record_failure(self.task_id, f"rejected by {by} at approval")
         try:
             return super().execute_complete(context, event)
         except HITLRejectException as exc:

@@ -16,6 +16,11 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from paddle_canary.release import controller, messages
 
 
+#: A paused step hands back to its sensor this long after its planned end (the deferral times
+#: out 600 s after it), and is deferred again until its moved end.
+HOLD_HANDBACK_S = 300.0
+
+
 class CanaryAnalysisTrigger(BaseTrigger):
     """Poll the judge for one step until it fails or the step's interval ends.
 
@@ -29,8 +34,9 @@ class CanaryAnalysisTrigger(BaseTrigger):
 
     def __init__(self, plan: dict[str, Any], since: float, until: float, poll_s: float,
                  step: int | None = None, weight: int | None = None,
-                 previous: dict[str, Any] | None = None):
+                 previous: dict[str, Any] | None = None, counted_from: float | None = None):
         super().__init__()
+        self.counted_from = counted_from  # pauses after this move the end out (None: the step's start)
         self.plan = plan
         self.since = since
         self.until = until
@@ -43,10 +49,21 @@ class CanaryAnalysisTrigger(BaseTrigger):
         return (f"{type(self).__module__}.{type(self).__qualname__}",
                 {"plan": self.plan, "since": self.since, "until": self.until,
                  "poll_s": self.poll_s, "step": self.step, "weight": self.weight,
-                 "previous": self.previous})
+                 "previous": self.previous, "counted_from": self.counted_from})
 
     def look(self, release, previous):
         return release.judge(self.since, step=self.step, weight=self.weight, previous=previous)
+
+    def manual_step_end(self, release, now: float) -> tuple[float, bool]:
+        """The step's end moved out by any pause (``paddle-canary pause``), and whether a
+        ``promote --full`` ends this step below 100 % now (see release.manual)."""
+        from paddle_canary.release import manual
+        events = release.events()
+        counted_from = self.counted_from
+        if counted_from is None:
+            counted_from = self.until - float(self.plan.get("step_interval_s") or 0)
+        until = manual.step_end(events, counted_from, self.until, now)
+        return until, bool(manual.skips_step(events, self.weight))
 
     async def run(self):
         release = controller.open_release(self.plan)
@@ -69,7 +86,13 @@ class CanaryAnalysisTrigger(BaseTrigger):
                     verdict["cut_error"] = f"{type(exc).__name__}: {exc}"
                 break
             now = time.time()
-            if now >= self.until:
+            until, manual_end = await asyncio.to_thread(self.manual_step_end, release, now)
+            if now >= until or manual_end:
                 break
-            await asyncio.sleep(min(self.poll_s, max(0.0, self.until - now)))
+            if now >= self.until + HOLD_HANDBACK_S:
+                # Held past the planned end: hand back before the deferral's timeout (planned
+                # end + 600 s); the sensor waits again until the moved end.
+                yield TriggerEvent({"verdict": verdict, "looked_until": now, "hold_until": until})
+                return
+            await asyncio.sleep(min(self.poll_s, max(0.0, until - now)))
         yield TriggerEvent({"verdict": verdict, "looked_until": time.time()})

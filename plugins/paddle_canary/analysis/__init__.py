@@ -8,6 +8,7 @@ valid while it is polled (confidence sequences; see ``stats``).
     Verdict.from_json(verdict.to_json())
 """
 
+from paddle_canary.analysis import spending
 from paddle_canary.analysis.analyze import analyze, thresholds_for
 from paddle_canary.analysis.config import GateConfig, ThresholdError
 from paddle_canary.analysis.counts import NoData, WindowCounts
@@ -18,5 +19,5 @@ from paddle_canary.analysis.verdict import FAIL, INCONCLUSIVE, PASS, Check, Gate
 __all__ = [
     "FAIL", "INCONCLUSIVE", "PASS", "Check", "GateConfig", "GateResult", "MetricsProvider",
     "NoData", "PrometheusProvider", "QueryError", "ThresholdError", "Verdict", "WindowCounts",
-    "analyze", "judge", "thresholds_for",
+    "analyze", "judge", "spending", "thresholds_for",
 ]

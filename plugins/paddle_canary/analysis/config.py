@@ -9,6 +9,7 @@ or key, a value that is not a finite number, or a value outside its range is ref
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -117,6 +118,12 @@ class GateConfig:
             min_samples=int(merged["min_samples"]),
             alpha=float(merged["alpha"]),
         )
+
+    def with_alpha(self, alpha: float) -> "GateConfig":
+        """The same thresholds with another error budget (checked like ``gates.alpha``)."""
+        ok, what = _TOP_RULES["alpha"]
+        _check("alpha", alpha, ok, what)
+        return dataclasses.replace(self, alpha=float(alpha))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {g: dict(vars(getattr(self, g))) for g in GATES}

@@ -22,7 +22,13 @@ without it, so ``_sum`` and ``_count`` (same labels) would clash: each term is w
 
 Counter resets (a restarted serving process) are counted from the raw samples of the affected
 metrics (``x[W] @ end``): each drop restarts from 0, so nothing is lost but the increments
-between the dead process' last scrape and its death, and nothing is ever negative.
+between the dead process' last scrape and its death, and nothing is ever negative. Where the
+raw samples are missing, a series that ended below where it started is taken as restarted
+from 0 (its increase is its last value), the same rule; and ``restarts`` (the number of resets
+of the request counter, per instance) tells the judge the process restarted.
+
+Paired (shadow) series carry ``shadow_version``; only those scored by the baseline being
+compared (``paired_with``) make up ``WindowCounts.paired``.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ from collections import defaultdict
 from typing import Iterable, Mapping
 
 from paddle_canary import telemetry
-from paddle_canary.analysis.counts import N_LATENCY_BUCKETS, N_SCORE_BUCKETS, WindowCounts
+from paddle_canary.analysis.counts import (N_LATENCY_BUCKETS, N_SCORE_BUCKETS, PairedCounts,
+                                           WindowCounts)
 
 Sample = tuple[Mapping[str, str], float]
 
@@ -45,8 +52,10 @@ LATENCY_BUCKET = telemetry.REQUEST_LATENCY + "_bucket"
 LATENCY_SUM = telemetry.REQUEST_LATENCY + "_sum"
 LATENCY_COUNT = telemetry.REQUEST_LATENCY + "_count"
 NAME_LABEL = "paddle_canary_metric"
+PAIRED_METRICS = (telemetry.PAIRED_ROWS, telemetry.PAIRED_FLIPS, telemetry.PAIRED_SCORE_SUM,
+                  telemetry.PAIRED_DIFF_SQ)
 METRICS = (telemetry.REQUESTS, telemetry.DECISIONS, SCORE_BUCKET, SCORE_SUM, SCORE_COUNT,
-           LATENCY_BUCKET, LATENCY_SUM, LATENCY_COUNT)
+           LATENCY_BUCKET, LATENCY_SUM, LATENCY_COUNT, *PAIRED_METRICS)
 
 
 def quote(value: str) -> str:
@@ -140,8 +149,8 @@ def series_increases(end: Iterable[Sample], start: Iterable[Sample],
         base = at_start.get(key, 0.0)  # absent at start: born inside the window, at 0
         if n_resets.get(key, 0) > 0 and key in raw:
             inc = reset_aware_increase(base, raw[key])
-        else:
-            inc = last - base
+        else:  # no raw samples: a drop is still a restart from 0
+            inc = reset_aware_increase(base, [last])
         labels = normalise(labels)
         if math.isnan(inc):
             out.append((labels, inc))  # a NaN _sum stays NaN: the judge falls back to buckets
@@ -150,13 +159,35 @@ def series_increases(end: Iterable[Sample], start: Iterable[Sample],
     return out
 
 
+def restarts_from_resets(resets: Iterable[Sample]) -> float:
+    """Restarts of the serving process(es) in the window: resets of the request counter, the
+    most of any of its series per instance, summed over instances."""
+    per_instance: dict[str, float] = defaultdict(float)
+    for labels, value in resets:
+        labels = normalise(labels)
+        if labels.get("__name__") == telemetry.REQUESTS and math.isfinite(value):
+            inst = labels.get("instance", "")
+            per_instance[inst] = max(per_instance[inst], value)
+    return float(sum(per_instance.values()))
+
+
 def counts_from_increases(model: str, version: str, start: float, end: float,
-                          increases: Iterable[Sample]) -> WindowCounts:
-    """Sum per-series increases (over instances) into one version's :class:`WindowCounts`."""
+                          increases: Iterable[Sample], paired_with: str | None = None,
+                          restarts: float = 0.0) -> WindowCounts:
+    """Sum per-series increases (over instances) into one version's :class:`WindowCounts`.
+
+    Paired series count only when their ``shadow_version`` is ``paired_with``.
+    """
     totals: dict[tuple[str, str], float] = defaultdict(float)
+    paired_seen = False
     for labels, value in increases:
         name = normalise(labels).get("__name__", "")
-        if name in (telemetry.REQUESTS,):
+        if name in PAIRED_METRICS:
+            if paired_with is None or labels.get(telemetry.SHADOW_LABEL) != paired_with:
+                continue
+            paired_seen = paired_seen or name == telemetry.PAIRED_ROWS
+            sub = labels.get("direction", labels.get("scorer", ""))
+        elif name in (telemetry.REQUESTS,):
             sub = labels.get("outcome", "")
         elif name == telemetry.DECISIONS:
             sub = labels.get("decision", "")
@@ -190,4 +221,14 @@ def counts_from_increases(model: str, version: str, start: float, end: float,
         latency_buckets=buckets(LATENCY_BUCKET, telemetry.LATENCY_BUCKETS, N_LATENCY_BUCKETS),
         latency_sum=totals.get((LATENCY_SUM, ""), 0.0),
         latency_count=totals.get((LATENCY_COUNT, ""), 0.0),
+        restarts=restarts,
+        paired=PairedCounts(
+            shadow_version=paired_with,
+            rows=totals.get((telemetry.PAIRED_ROWS, ""), 0.0),
+            approve_to_reject=totals.get((telemetry.PAIRED_FLIPS, "approve_to_reject"), 0.0),
+            reject_to_approve=totals.get((telemetry.PAIRED_FLIPS, "reject_to_approve"), 0.0),
+            candidate_score_sum=totals.get((telemetry.PAIRED_SCORE_SUM, "candidate"), 0.0),
+            stable_score_sum=totals.get((telemetry.PAIRED_SCORE_SUM, "stable"), 0.0),
+            diff_sq_sum=totals.get((telemetry.PAIRED_DIFF_SQ, ""), 0.0),
+        ) if paired_seen and paired_with is not None else None,
     )

@@ -44,11 +44,13 @@ class MetricsProvider(ABC):
         """True when the backend answers."""
 
     def window_counts(self, model: str, version: str, *, start: float | None = None,
-                      end: float | None = None, window_s: float | None = None
-                      ) -> WindowCounts | NoData:
+                      end: float | None = None, window_s: float | None = None,
+                      paired_with: str | None = None) -> WindowCounts | NoData:
         """``model``/``version``'s counts over ``[start, end]``, or the last ``window_s`` s.
 
-        ``end`` defaults to now; give ``start`` or ``window_s``.
+        ``end`` defaults to now; give ``start`` or ``window_s``. ``paired_with``: the baseline
+        version whose shadow scores (paired series) to include, when this version's process
+        exports them.
         """
         end = time.time() if end is None else float(end)
         if start is None:
@@ -77,11 +79,14 @@ class MetricsProvider(ABC):
         except QueryError as exc:
             return NoData(model, version, str(exc), start, end)
         increases = promql.series_increases(last, first, resets, raw)
-        return promql.counts_from_increases(model, version, start, end, increases)
+        return promql.counts_from_increases(model, version, start, end, increases,
+                                            paired_with=paired_with,
+                                            restarts=promql.restarts_from_resets(resets))
 
 
 class PrometheusProvider(MetricsProvider):
-    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT_S, retries: int = 1) -> None:
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT_S, retries: int = 1,
+                 auth: tuple[str, str] | None = None, headers: dict[str, str] | None = None) -> None:
         parsed = urlparse(url or "")
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise UserError(f"Prometheus URL must look like http://host:port, got {url!r}")
@@ -91,7 +96,7 @@ class PrometheusProvider(MetricsProvider):
         self.url = url.rstrip("/")
         self.timeout = timeout
         self._client = PrometheusConnect(
-            url=self.url, disable_ssl=True, timeout=timeout,
+            url=self.url, disable_ssl=True, timeout=timeout, auth=auth, headers=headers,
             retry=Retry(total=retries, backoff_factor=0.2, status_forcelist=(502, 503, 504)))
 
     def __repr__(self) -> str:
@@ -109,7 +114,9 @@ class PrometheusProvider(MetricsProvider):
     def from_connection(cls, conn: Any, **kwargs: Any) -> "PrometheusProvider":
         """From an object with ``host``, ``port`` and ``schema`` (an Airflow ``Connection``).
 
-        ``schema`` is the URL scheme (http by default); ``host`` may already carry one.
+        ``schema`` is the URL scheme (http by default); ``host`` may already carry one. With a
+        ``login``, requests use basic auth (``password``); an ``extra`` ``bearer_token`` is sent
+        as ``Authorization: Bearer``.
         """
         host = (getattr(conn, "host", None) or "").strip()
         if not host:
@@ -119,6 +126,12 @@ class PrometheusProvider(MetricsProvider):
         port = getattr(conn, "port", None)
         if port:
             host = f"{host.rstrip('/')}:{int(port)}"
+        login = getattr(conn, "login", None)
+        if login:
+            kwargs.setdefault("auth", (login, getattr(conn, "password", None) or ""))
+        extra = getattr(conn, "extra_dejson", None) or {}
+        if extra.get("bearer_token"):
+            kwargs.setdefault("headers", {"Authorization": f"Bearer {extra['bearer_token']}"})
         return cls(host, **kwargs)
 
     def _ask(self, promql_text: str, range_s: tuple[float, float, float] | None = None,
@@ -139,8 +152,9 @@ class PrometheusProvider(MetricsProvider):
                              f"{type(exc).__name__}") from None
         except PrometheusApiClientException as exc:
             raise QueryError(f"Prometheus at {self.url} refused the query: {exc}") from None
-        except ValueError as exc:  # an answer that is not JSON
-            raise QueryError(f"Prometheus at {self.url} answered garbage: {exc}") from None
+        except (ValueError, KeyError, TypeError) as exc:  # not JSON, or not a query result
+            raise QueryError(f"Prometheus at {self.url} answered garbage: "
+                             f"{type(exc).__name__}: {exc}") from None
 
     def query(self, promql_text: str, at: float | None = None) -> list[promql.Sample]:
         """An instant query, evaluated now or at ``at`` (epoch seconds)."""

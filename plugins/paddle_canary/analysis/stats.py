@@ -35,6 +35,16 @@ Two constructions are used, both from the method of mixtures:
   (nonasymptotic), valid from the first observation. Used for latency tail shares, where a
   slow candidate must be caught from a handful of requests.
 
+* **Betting** for bounded means (Waudby-Smith & Ramdas, "Estimating means of bounded random
+  variables by betting", JRSS-B 86(1), 2024): for each candidate mean ``m`` a gambler bets a
+  constant fraction of its wealth on ``X - m``; under mean ``m`` the wealth is a nonnegative
+  martingale, so ``{m : wealth < 1/alpha}`` is a CS, exact (nonasymptotic) and valid from the
+  first observation. Used for the paired (shadow) statistics, where the normal approximation
+  fails: decision flips are rare (~1 % of rows), so their counts are small for a long time.
+
+A running intersection of a CS is again a CS (Howard et al. 2021, Sec. 3), which is how the
+judge keeps intervals from widening between looks (``judge.intersect``).
+
 All functions accept numpy arrays and broadcast, so the repeated-look simulations in the tests
 run fast.
 """
@@ -47,6 +57,17 @@ import numpy as np
 
 PSI_EPS = 1e-4          # floor on bucket proportions in the plug-in PSI (log of 0 otherwise)
 MIN_EXPECTED = 5.0      # merge score buckets until each expects >= 5 rows in the smaller arm
+# PSI is taken over groups of adjacent score buckets that each hold at least this share of the
+# baseline's rows (at most 50 groups; 3 to 6 for risk-score v1, whose scores pile up in the
+# first and last bucket). The 0.1 rule of thumb assumes populated bins (deciles of the
+# baseline); over the serving histogram's 20 fixed buckets a bucket that 1 row in 200 falls
+# into gives terms of ~0.02 for each row moving in or out, so a retrain moving a few rows
+# across a bucket edge read as a large shift. A fixed share also keeps the parameter the same
+# at every look (merging "until each expects 5 rows" made it depend on the sample size: v2 vs
+# v1 on the demo's traffic read 0.055 at 3,000 rows and 0.19 at 10,000, so v2 would in the end
+# have failed). 2 % rather than 1 %: an exact bound on PSI over 6 groups needs ~7,000 rows to
+# pass v2, over 4-5 groups ~2,000 (v2's PSI: 0.02 either way).
+PSI_MIN_SHARE = 0.02
 
 
 PRIOR_SCALES = (1.0, 4.0, 16.0)  # mixing priors: the gate's margin, 4x and 16x it
@@ -118,12 +139,12 @@ def log_ratio_cs(mean_c, var_c, n_c, mean_b, var_b, n_b, alpha: float, prior_sd:
     """
     mean_c, var_c, n_c, mean_b, var_b, n_b = (
         np.asarray(x, dtype=float) for x in (mean_c, var_c, n_c, mean_b, var_b, n_b))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):   # extreme means give inf/NaN, reported as such
         est = np.log(mean_c / mean_b)
         var = var_c / (n_c * mean_c ** 2) + var_b / (n_b * mean_b ** 2)
         r = normal_mixture_radius(1.0 / var, alpha, prior_sd)
-    bad = ~((mean_c > 0) & (mean_b > 0))
-    est, lo, hi = (np.where(bad, np.nan, x) for x in (est, est - r, est + r))
+        bad = ~((mean_c > 0) & (mean_b > 0))
+        est, lo, hi = (np.where(bad, np.nan, x) for x in (est, est - r, est + r))
     return (est, lo, hi) if est.ndim else (float(est), float(lo), float(hi))
 
 
@@ -148,7 +169,7 @@ def beta_binomial_cs(k, n, alpha: float, a: float = 0.5, b: float = 0.5, iters: 
     shape = k.shape
     k = np.minimum(k, n).ravel()
     n = n.ravel()
-    level = math.log(1.0 / alpha) - (_betaln(a + k, b + n - k) - _betaln(a, b))
+    level = math.log(1.0 / alpha) - (_betaln(a + k, b + (n - k)) - _betaln(a, b))
     p_hat = np.where(n > 0, k / np.where(n > 0, n, 1), 0.5)
     # search both ends at once: rows [lower end; upper end], "in" = inside the set, "out" not
     kk, mm, lv = np.tile(k, 2), np.tile(n - k, 2), np.tile(level, 2)
@@ -319,3 +340,226 @@ def bucket_moments(counts, edges) -> tuple[float, float]:
     mean = float(np.sum(w * mid))
     second = float(np.sum(w * (mid ** 2 + (upper - lower) ** 2 / 12)))
     return mean, max(second - mean ** 2, 0.0)
+
+
+# --- PSI over fixed groups: an exact CS from per-group share sequences -----------------------
+
+def psi_groups(counts_b, min_share: float = PSI_MIN_SHARE) -> list[list[int]]:
+    """Adjacent buckets grouped until each group holds ``min_share`` of the baseline's rows
+    (a trailing remainder joins the last group). All buckets in one group when it is empty."""
+    b = np.asarray(counts_b, dtype=float)
+    total = b.sum()
+    if not total > 0:
+        return [list(range(len(b)))]
+    groups: list[list[int]] = []
+    current: list[int] = []
+    share = 0.0
+    for i in range(len(b)):
+        current.append(i)
+        share += b[i] / total
+        if share >= min_share * (1 - 1e-9):   # float sums of exact shares land just under
+            groups.append(current)
+            current, share = [], 0.0
+    if current:
+        if groups:
+            groups[-1].extend(current)
+        else:
+            groups.append(current)
+    return groups
+
+
+def coarsen(groups: list[list[int]], counts_c, counts_b,
+            min_expected: float = MIN_EXPECTED) -> list[list[int]]:
+    """``groups`` merged further (adjacent ones) until each expects ``min_expected`` rows in the
+    smaller arm: the chi-square rule, for the normal approximation of the fail side. Merging
+    never increases PSI (nor the chi-square form), so a lower bound over the coarser groups is
+    a lower bound over ``groups``."""
+    c = np.asarray(counts_c, dtype=float)
+    b = np.asarray(counts_b, dtype=float)
+    gc = np.array([c[g].sum() for g in groups])
+    gb = np.array([b[g].sum() for g in groups])
+    return [sum((groups[i] for i in m), []) for m in merge_sparse(gc, gb, min_expected)]
+
+
+def _psi_term(x, y, eps: float = PSI_EPS):
+    x, y = np.maximum(x, eps), np.maximum(y, eps)
+    return (x - y) * np.log(x / y)
+
+
+def psi_bounds(counts_c, counts_b, alpha: float, prior_sd_total,
+               eps: float = PSI_EPS) -> tuple[float, float]:
+    """A CS ``(lo, hi)`` for PSI (shares floored at ``eps``) over the given bucket groups (one
+    count per group and arm), from two sequences at ``alpha / 2`` each.
+
+    * A box: each group's share in each arm gets an exact beta-binomial sequence at
+      ``alpha / 2 / (2 * groups)``, so every true share lies in its range at every look. A PSI
+      term ``f(x, y) = (x - y) ln(x / y)`` is convex, zero on ``x = y`` and grows away from it:
+      over a box its largest value ``a_i`` is at a corner; its smallest is 0 when the two ranges
+      overlap, else at the corner nearest the diagonal (the lower end ``lo``).
+    * The chi-square form ``D = sum (x - y)**2 / m`` (``chi2_distance_cs``, upper end ``d_hi``):
+      a PSI term is ``(x - y)**2 / L`` with ``L`` the logarithmic mean, so term ``i`` is at most
+      ``g_i`` times its ``D`` term, ``g_i = mean_ratio_factor`` of the largest share ratio the
+      box allows (~1.1 for shares within 3x of each other).
+
+    ``hi`` is the largest ``sum min(a_i, g_i D_i)`` over ``D_i >= 0`` with ``sum D_i <= d_hi``
+    (filled greedily, largest ``g_i`` first): a bound on PSI itself, not on a second-order form
+    of it, so a pass on ``hi`` shows PSI under the limit. ``(0, inf)`` when an arm is empty.
+    """
+    c = np.asarray(counts_c, dtype=float)
+    b = np.asarray(counts_b, dtype=float)
+    nc, nb = float(c.sum()), float(b.sum())
+    if not (nc > 0 and nb > 0):
+        return 0.0, math.inf
+    a = alpha / 2 / (2 * len(c))
+    xl, xh = (np.atleast_1d(v) for v in beta_binomial_cs(c, np.full(len(c), nc), a))
+    yl, yh = (np.atleast_1d(v) for v in beta_binomial_cs(b, np.full(len(b), nb), a))
+    corners = np.stack([_psi_term(xl, yl, eps), _psi_term(xl, yh, eps),
+                        _psi_term(xh, yl, eps), _psi_term(xh, yh, eps)])
+    caps = corners.max(axis=0)
+    low_terms = np.where(xl > yh, _psi_term(xl, yh, eps),
+                         np.where(yl > xh, _psi_term(xh, yl, eps), 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.maximum(np.where(yl > 0, xh / yl, np.inf), np.where(xl > 0, yh / xl, np.inf))
+    g = np.atleast_1d(mean_ratio_factor(ratio))
+    d_hi = chi2_distance_cs(c, b, alpha / 2, prior_sd_total)[2] if len(c) > 1 else 0.0
+    budget, hi = float(d_hi), 0.0
+    for i in np.argsort(-g, kind="stable"):
+        if not np.isfinite(g[i]):
+            hi += caps[i]
+            continue
+        use = min(budget, caps[i] / g[i])
+        hi += g[i] * use
+        budget -= use
+    return float(low_terms.sum()), float(min(hi, caps.sum()))
+
+
+# --- bounded means: betting confidence sequences ---------------------------------------------
+#
+# For each candidate mean m, a gambler starting with wealth 1 bets a constant fraction c of it on
+# the sign of X - m, scaled to the room X has on the losing side. Under mean m the wealth is a
+# nonnegative (super)martingale, so by Ville's inequality the set of m whose wealth never reached
+# 1/alpha is a CS (Waudby-Smith & Ramdas, "Estimating means of bounded random variables by
+# betting", JRSS-B 86(1), 2024). Constant bets make the wealth a function of the counts alone
+# (what Prometheus holds); several fractions are mixed with equal weights (an average of test
+# martingales is one; WSR's "diversified" bets), which costs log(len(bets)) in the level
+# against the best fraction in hindsight. Each side (lower end, upper end) uses alpha / 2.
+
+CATEGORICAL_BETS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95)
+SUM_BETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+def _log_mean_exp(x, axis: int = 0):
+    top = np.max(x, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    return np.squeeze(top, axis=axis) + np.log(np.mean(np.exp(x - top), axis=axis))
+
+
+def _bisect(rejected, m_in, m_out, iters: int):
+    """Move ``m_in`` (not rejected) and ``m_out`` (rejected) towards each other; ``rejected(m)``
+    must be monotone between them. Returns ``m_out``: the reported end is never inside."""
+    for _ in range(iters):
+        mid = (m_in + m_out) / 2
+        r = rejected(mid)
+        m_out = np.where(r, mid, m_out)
+        m_in = np.where(r, m_in, mid)
+    return m_out
+
+
+def categorical_mean_cs(values, counts, alpha: float, low: float, high: float,
+                        bets=CATEGORICAL_BETS, iters: int = 36):
+    """Exact betting CS ``(lo, hi)`` for the mean of X taking the ``values`` (in
+    ``[low, high]``), from how often each was seen (``counts``: last axis = values; leading
+    axes are independent sequences). For decision flips: values (-1, 0, 1).
+
+    Lower end: betting fraction ``c`` on "the mean is above m" has wealth
+    ``prod_k (1 + c (v_k - m) / (m - low)) ** n_k``; every factor is at least ``1 - c > 0`` and
+    decreases in ``m``, so the mixture crosses ``2/alpha`` once and bisection finds where. At the
+    sample mean the wealth is at most 1 (concavity), so the sample mean is always inside. The
+    upper end mirrors it with ``(m - v_k) / (high - m)``.
+    """
+    v = np.asarray(values, dtype=float)
+    n = np.asarray(counts, dtype=float)
+    shape = n.shape[:-1]
+    n = n.reshape(-1, len(v))
+    total = n.sum(axis=1)
+    safe = np.where(total > 0, total, 1.0)
+    mean = np.clip((n @ v) / safe, low, high)
+    c = np.asarray(bets, dtype=float)[:, None, None]          # (bets, 2 * seqs, values)
+    level = math.log(2.0 / alpha)
+    k = len(mean)
+    nn = np.concatenate([n, n])
+    sign = np.concatenate([np.ones(k), -np.ones(k)])[:, None]  # +: lower end, -: upper end
+
+    def rejected(m):
+        room = np.where(sign > 0, m[:, None] - low, high - m[:, None])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = np.log1p(c * sign * (v - m[:, None]) / room)
+        return _log_mean_exp((nn * np.where(nn > 0, f, 0.0)).sum(axis=2)) >= level
+
+    ends = _bisect(rejected, np.concatenate([mean, mean]),
+                   np.concatenate([np.full(k, float(low)), np.full(k, float(high))]), iters)
+    lo = np.where((total > 0) & (mean > low), ends[:k], low)
+    hi = np.where((total > 0) & (mean < high), ends[k:], high)
+    lo, hi = lo.reshape(shape), hi.reshape(shape)
+    return (lo, hi) if lo.ndim else (float(lo), float(hi))
+
+
+def _fan_psi(c):
+    return -np.log1p(-c) - c
+
+
+def bounded_mean_cs(n, total, total_sq, alpha: float, low: float, high: float,
+                    bets=SUM_BETS, iters: int = 36):
+    """Betting CS ``(lo, hi)`` for the mean of X in ``[low, high]`` from ``n``, the sum of X and
+    the sum of X**2 only (a Prometheus counter holds sums, not the sequence).
+
+    The exact wealth ``prod (1 + c xi_i)``, ``xi_i = (X_i - m) / u >= -1``, needs every X_i; it is
+    bounded below by ``exp(c sum xi - psi(c) sum xi**2)``, ``psi(c) = -log(1 - c) - c``
+    (Fan, Grama & Liu, "Exponential inequalities for martingales with applications",
+    Electron. J. Probab. 20, 2015, the inequality ``log(1 + c xi) >= c xi - psi(c) xi**2`` for
+    ``xi >= -1``; the same bound underlies Howard et al.'s sub-exponential boundaries). A
+    process below a test supermartingale keeps Ville's inequality, so the set where the bound
+    stays under ``2/alpha`` is still a CS, and both sums are counters. The scale
+    ``u = max(m - low, 2 psi(c) (high - low) / c)`` keeps ``xi >= -1`` and makes the exponent
+    decrease in ``m`` below the sample mean (it is a concave quadratic in ``m`` or in ``1/u``
+    whose top lies beyond the range), so bisection applies. The upper end mirrors it.
+    """
+    n, s, q = (np.asarray(x, dtype=float) for x in (n, total, total_sq))
+    n, s, q = np.broadcast_arrays(n, s, q)
+    shape = n.shape
+    n, s, q = n.ravel(), s.ravel(), q.ravel()
+    safe = np.where(n > 0, n, 1.0)
+    mean = np.clip(s / safe, low, high)
+    c = np.asarray(bets, dtype=float)[:, None]
+    psi = _fan_psi(c)
+    floor = 2 * psi * (high - low) / c
+    level = math.log(2.0 / alpha)
+    k = len(mean)
+    nn, ss, qq = np.tile(n, 2), np.tile(s, 2), np.tile(q, 2)
+    sign = np.concatenate([np.ones(k), -np.ones(k)])          # +: lower end, -: upper end
+
+    def rejected(m):
+        u = np.maximum(np.where(sign > 0, m - low, high - m), floor)
+        dev = sign * (ss - nn * m)                          # sum of the bet-on deviations
+        sq = np.maximum(qq - 2 * m * ss + nn * m * m, 0.0)  # sum (X - m)**2
+        return _log_mean_exp(c * dev / u - psi * sq / (u * u)) >= level
+
+    ends = _bisect(rejected, np.tile(mean, 2),
+                   np.concatenate([np.full(k, float(low)), np.full(k, float(high))]), iters)
+    lo = np.where(n > 0, ends[:k], low)
+    hi = np.where(n > 0, ends[k:], high)
+    lo, hi = lo.reshape(shape), hi.reshape(shape)
+    return (lo, hi) if lo.ndim else (float(lo), float(hi))
+
+
+def mean_ratio_factor(ratio):
+    """The largest ``m / L`` for two shares whose ratio lies within ``[1/ratio, ratio]``:
+    ``m`` their arithmetic mean, ``L`` their logarithmic mean (``(x - y) / ln(x / y)``). One PSI
+    term is ``(x - y)**2 / L`` and one term of the chi-square form ``(x - y)**2 / m``, so PSI is
+    at most this factor times the chi-square form. 1 at ratio 1, ~1.04 at 2, ~1.15 at 4."""
+    r = np.maximum(np.asarray(ratio, dtype=float), 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = (r + 1) / 2 * np.log(r) / (r - 1)
+    g = np.where(r - 1 < 1e-9, 1.0, g)
+    g = np.where(np.isfinite(r), g, np.inf)
+    return g if g.ndim else float(g)

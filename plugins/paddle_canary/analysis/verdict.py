@@ -122,6 +122,9 @@ class Verdict:
     evaluated_at: float
     reason: str
     gates: tuple[GateResult, ...] = ()
+    #: how this look used the previous one, when it did not as asked (``analyze``: "previous
+    #: look not built on: <why>"); "" otherwise
+    note: str = ""
 
     def gate(self, name: str) -> GateResult:
         for g in self.gates:
@@ -139,7 +142,7 @@ class Verdict:
             "window": {"start": self.window_start, "end": self.window_end,
                        "seconds": self.window_end - self.window_start},
             "evaluated_at": self.evaluated_at, "reason": self.reason,
-            "gates": [g.to_dict() for g in self.gates],
+            "gates": [g.to_dict() for g in self.gates], "note": self.note,
         }
 
     @classmethod
@@ -151,6 +154,7 @@ class Verdict:
             candidate=d["candidate"], window_start=float(d["window"]["start"]),
             window_end=float(d["window"]["end"]), evaluated_at=float(d["evaluated_at"]),
             reason=d["reason"], gates=tuple(GateResult.from_dict(g) for g in d["gates"]),
+            note=str(d.get("note") or ""),
         )
 
     def to_json(self, indent: int | None = None) -> str:

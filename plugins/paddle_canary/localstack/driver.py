@@ -10,11 +10,15 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from paddle_canary.airflow_rest import AirflowUnreachable
 from paddle_canary.release import events as ev
 from paddle_canary.release.journal import Journal
 
 
-def asked_a_while_ago(item: dict, seconds: float = 2.0) -> bool:
+ANSWER_AFTER_S = 3.0
+
+
+def asked_a_while_ago(item: dict, seconds: float = ANSWER_AFTER_S) -> bool:
     """True once an approval has waited ``seconds``. Airflow 3.3 can fail an approval answered
     within about a second of being asked (see ``ReleaseApprovalOperator``); people never are
     that fast, and scripts should not be either."""
@@ -34,33 +38,60 @@ def finished_early(home: Path, model: str, run_id: str) -> bool:
 
 def drive(client, run_id: str, home: Path, model: str, timeout: float,
           answer: str | Callable[[dict], str] = "Approve",
-          log: Callable[[str], None] = lambda _m: None) -> dict:
+          log: Callable[[str], None] = lambda _m: None,
+          until: Callable[[dict[str, str]], bool] | None = None) -> dict:
     """Follow ``run_id`` until it ends (or its rollback is done), answering every approval with
-    ``answer`` (or ``answer(item)``). Returns the run as the REST API gives it."""
+    ``answer`` (or ``answer(item)``). Returns the run as the REST API gives it. ``until``: also
+    return as soon as it holds for the run's task states (``{task_id: state}``)."""
     deadline = time.monotonic() + timeout
     seen: dict[str, str] = {}
-    answered: set[str] = set()
+    first_seen: dict[tuple, float] = {}
+    answered: set[tuple] = set()
     while time.monotonic() < deadline:
-        for task, state in sorted(client.task_instances(run_id).items()):
-            if state and seen.get(task) != state and state not in ("scheduled", "queued",
-                                                                   "skipped", "upstream_failed"):
-                log(f"  {task}: {state}")
-            seen[task] = state
-        for item in client.pending_approvals(run_id):
-            task = item["task_instance"]["task_id"]
-            if task in answered or not asked_a_while_ago(item):
-                continue
-            choice = answer(item) if callable(answer) else answer
-            log(f"  approval asked: {item.get('subject')}")
-            log(f"    Required Actions page: {client.required_actions_url(run_id, task)}")
-            client.answer(run_id, task, choice)
-            answered.add(task)
-            log(f"    answered {choice} over the REST API")
-        run = client.run(run_id)
-        if run["state"] in ("success", "failed") or finished_early(home, model, run_id):
+        try:
+            run = _follow(client, run_id, answer, log, until, seen, answered, first_seen)
+        except AirflowUnreachable as exc:  # a busy or restarting api-server: ask again
+            log(f"  {exc}; asking again")
+            run = None
+        if run is not None and (until is not None or run["state"] in ("success", "failed")
+                                or finished_early(home, model, run_id)):
             return run
         time.sleep(1.0)
     raise TimeoutError(f"run {run_id} did not finish within {timeout:.0f}s")
+
+
+def _follow(client, run_id, answer, log, until, seen: dict, answered: set,
+            first_seen: dict) -> dict | None:
+    """One look at the run: log state changes, answer approvals. Returns the run when
+    ``until`` holds, else the run as it stands (``None`` while ``until`` does not hold)."""
+    states = client.task_instances(run_id)
+    if until is not None and until(states):
+        return client.run(run_id)
+    for task, state in sorted(states.items()):
+        if state and seen.get(task) != state and state not in ("scheduled", "queued",
+                                                               "skipped", "upstream_failed"):
+            log(f"  {task}: {state}")
+        seen[task] = state
+    for item in client.pending_approvals(run_id):
+        task = item["task_instance"]["task_id"]
+        # A retried approval task (Airflow's resume race, a restarted scheduler) asks again:
+        # each try is a new question.
+        # The wait runs from when this try was first seen waiting: Airflow keeps the first
+        # try's created_at on a retried approval, so created_at alone can be long past.
+        key = (task, item["task_instance"].get("try_number"), item.get("created_at"))
+        waited = time.monotonic() - first_seen.setdefault(key, time.monotonic())
+        if key in answered or not asked_a_while_ago(item) or waited < ANSWER_AFTER_S:
+            continue
+        choice = answer(item) if callable(answer) else answer
+        log(f"  approval asked: {item.get('subject')}")
+        log(f"    Required Actions page: {client.required_actions_url(run_id, task)}")
+        client.answer(run_id, task, choice)
+        answered.add(key)
+        log(f"    answered {choice} over the REST API")
+    run = client.run(run_id)
+    if until is not None and run["state"] not in ("success", "failed"):
+        return None
+    return run
 
 
 def summary(home: Path, model: str, run_id: str, run_state: str) -> dict:

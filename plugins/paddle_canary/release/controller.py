@@ -63,6 +63,8 @@ def prepare(request: dict[str, Any], run_id: str, settings: Settings | None = No
     settings = settings or Settings.from_env()
     reg = registry_at(settings)
     plan = resolve_plan(reg, request, check_gates=check_gates, run_id=run_id)
+    from paddle_canary.analysis.custom_gates import from_model_card
+    from_model_card(reg.model_defaults(plan.model))  # a bad custom gate is refused here
     lock.acquire(settings.registry_root, plan.model, run_id, plan.candidate)
     try:
         if reg.pointers(plan.model).candidate != plan.candidate:
@@ -78,8 +80,8 @@ def open_release(plan: ReleasePlan | dict[str, Any], settings: Settings | None =
                  provider=None) -> "Release":
     """The release of ``plan`` wired to the runtime its plan names and the router the settings
     name (factories), the registry, its journal and Prometheus (or ``provider``)."""
-    from paddle_canary.analysis.provider import PrometheusProvider
     from paddle_canary.runtime.factory import make_runtime
+    from paddle_canary.settings_sources import prometheus_provider
     from paddle_canary.traffic.factory import make_router
 
     settings = settings or Settings.from_env()
@@ -88,7 +90,7 @@ def open_release(plan: ReleasePlan | dict[str, Any], settings: Settings | None =
     return Release(plan, runtime=Lazy(lambda: make_runtime(plan.runtime, settings)),
                    router=Lazy(lambda: make_router(settings)), registry=registry_at(settings),
                    journal=journal_of(plan, settings),
-                   provider=provider or Lazy(lambda: PrometheusProvider(settings.prometheus_url)))
+                   provider=provider or Lazy(lambda: prometheus_provider(settings)))
 
 
 class Lazy:
@@ -203,11 +205,14 @@ class Release:
         return False
 
     def deploy(self) -> dict[str, Any]:
-        """Start both versions (idempotent) and route them, the candidate at weight 0."""
+        """Start both versions (idempotent) and route them, the candidate at weight 0. With
+        ``plan.paired`` the candidate's process scores every request with the stable version
+        too (``shadow=``), so the judge compares both on the same rows."""
         from paddle_canary.traffic.base import ModelRoute
         p = self.plan
         stable = self.runtime.deploy(p.model, p.baseline)
-        candidate = self.runtime.deploy(p.model, p.candidate)
+        candidate = self.runtime.deploy(p.model, p.candidate,
+                                        shadow=p.baseline if p.paired else None)
         live = self.router.live(p.model)
         if (live is not None and live.candidate is not None and live.weight > 0
                 and live.candidate.version != p.candidate):
@@ -256,18 +261,42 @@ class Release:
             return f"Candidate {p.candidate}: healthy (answers /deep_health now)"
         return f"Candidate {p.candidate}: **{health.state}** ({health.detail})"
 
-    def set_step_weight(self, step: int, weight: int) -> dict[str, Any]:
-        """Move the candidate to ``weight`` % (step ``step``, 1-based), read back from the data
-        plane. A raise needs a healthy candidate and gateway; lowering never does."""
+    def _routed(self):
         p = self.plan
         current = self.router.route(p.model)
         if current.candidate is None or current.candidate.version != p.candidate:
             raise ReleaseFailed(f"the gateway does not route {p.model}'s candidate {p.candidate}; "
                                 "deploy it first")
+        return current
+
+    def start_shadow(self) -> dict[str, Any]:
+        """The shadow phase (``plan.shadow_s`` > 0), judged as step 0: the gateway mirrors
+        ``plan.shadow_mirror`` % of stable's requests to the candidate, whose answers are
+        discarded; no user is routed to it. Needs a healthy candidate and gateway. The first
+        step's weight ends it."""
+        p = self.plan
+        current = self._routed()
+        if current.mirror != p.shadow_mirror:
+            self._require_safe_to_raise(f"mirroring {p.shadow_mirror} % of {p.model} to "
+                                        f"{p.candidate}")
+        self.router.apply_verified(current.replace(mirror=p.shadow_mirror))
+        at = time.time()
+        self.record(ev.MirrorSet(share=p.shadow_mirror, ts=at))
+        return {"mirror": p.shadow_mirror, "at": at, "step": 0}
+
+    def set_step_weight(self, step: int, weight: int) -> dict[str, Any]:
+        """Move the candidate to ``weight`` % (step ``step``, 1-based), read back from the data
+        plane; a shadow phase's mirror ends here (its copies would load the candidate and hold
+        stable's connections while users are on it). A raise needs a healthy candidate and
+        gateway; lowering never does."""
+        p = self.plan
+        current = self._routed()
         if weight > current.weight:
             self._require_safe_to_raise(f"raising {p.model} {p.candidate} to {weight} %")
-        self.router.apply_verified(current.replace(weight=weight))
+        self.router.apply_verified(current.replace(weight=weight, mirror=0))
         at = time.time()
+        if current.mirror:
+            self.record(ev.MirrorSet(share=0, ts=at))
         self.record(ev.WeightSet(weight=weight, step=step, ts=at))
         return {"weight": weight, "at": at, "step": step}
 
@@ -291,7 +320,8 @@ class Release:
             return _health_gate(FAIL, f"candidate {p.candidate} restarted "
                                       f"({deployed.candidate_instance} -> {cand.instance})"), since
         if not cand.healthy:
-            failing_since = ((previous or {}).get("health") or {}).get("failing_since") or now
+            before = (previous.get("health") if isinstance(previous, dict) else None) or {}
+            failing_since = before.get("failing_since") or now
             gate = _health_gate(FAIL if now - failing_since > HEALTH_GRACE_S else INCONCLUSIVE,
                                 f"candidate {p.candidate} fails /deep_health for "
                                 f"{now - failing_since:.0f} s: {cand.detail}")
@@ -303,8 +333,9 @@ class Release:
                                               f"{stable.detail}"), since
         if deployed and stable.restarted_since(deployed.stable_instance):
             # A stable restart makes this look inconclusive; the window restarts from now.
+            # The new record's ts is the window's new start, at this look and the next ones.
             endpoint = self.runtime.endpoint(p.model, p.baseline)
-            self.record(ev.Deployed(stable_url=endpoint.url if endpoint else None,
+            self.record(ev.Deployed(ts=now, stable_url=endpoint.url if endpoint else None,
                                     candidate_url=deployed.candidate_url,
                                     stable_instance=stable.instance or "",
                                     candidate_instance=deployed.candidate_instance))
@@ -315,17 +346,30 @@ class Release:
     def judge(self, since: float, step: int | None = None, weight: int | None = None,
               previous: dict[str, Any] | None = None) -> dict[str, Any]:
         """One look: the running parts' health, then candidate vs stable over [since, now] on
-        every gate. Recorded in the journal with the step and weight."""
+        every gate. Recorded in the journal with the step and weight.
+
+        ``previous``: this step's previous look (what this method returned). Its intervals are
+        built on (they never widen; a decided gate stays decided) while the window is the same;
+        when the window moved (stable restarted) or it is not a look of these versions, this
+        look starts fresh and ``verdict["note"]`` says why. ``step`` (1-based) spends the
+        release's alpha (``gates.alpha``) over the plan's steps: ``verdict["alpha"]``."""
         from paddle_canary.analysis.analyze import analyze
         from paddle_canary.analysis.config import GateConfig
         from paddle_canary.analysis.verdict import combine
         p = self.plan
         health, window_from = self.health_gate(previous)
         start = max(since, window_from)
-        verdict = analyze(self.provider, p.model, p.baseline, p.candidate,
-                          GateConfig.from_dict(p.gates), start=start, end=time.time()).to_dict()
-        verdict["gates"] = [health] + list(verdict.get("gates") or [])
+        config = GateConfig.from_dict(p.gates)
+        alpha = p.step_alpha(config.alpha, step)
+        verdict = analyze(self.provider, p.model, p.baseline, p.candidate, config, start=start,
+                          end=time.time(), previous=previous, alpha=alpha).to_dict()
+        verdict["alpha"] = alpha
+        custom = self._custom_gates(start, previous)
+        verdict["gates"] = [health] + list(verdict.get("gates") or []) + custom
         status = combine(g["status"] for g in verdict["gates"])
+        failed_custom = [g["reason"] for g in custom if g["status"] == FAIL]
+        if failed_custom and verdict.get("status") != FAIL:
+            verdict["reason"] = "; ".join(failed_custom)
         if health["status"] == FAIL:
             verdict["reason"] = health["reason"]
         elif health["status"] == INCONCLUSIVE and status != FAIL:
@@ -337,6 +381,15 @@ class Release:
         self.record(ev.Look(verdict=verdict, step=step, weight=weight,
                             health=verdict["health"]))
         return verdict
+
+    def _custom_gates(self, start: float, previous: dict[str, Any] | None) -> list[dict]:
+        """The model's own PromQL gates (model.yaml ``custom_gates``) for this look."""
+        from paddle_canary.analysis import custom_gates
+        gates = custom_gates.from_model_card(self.registry.model_defaults(self.plan.model))
+        if not gates:
+            return []
+        return custom_gates.evaluate(self.provider, gates, self.plan.model, self.plan.candidate,
+                                     window_s=time.time() - start, previous=previous)
 
     def record_verdict(self, task: str, verdict: dict[str, Any], step: int | None = None,
                        weight: int | None = None) -> None:

@@ -22,6 +22,7 @@ PLAN = "plan"
 VALIDATED = "validated"
 DEPLOYED = "deployed"
 WEIGHT = "weight"
+MIRROR = "mirror"
 LOOK = "look"
 VERDICT = "verdict"
 APPROVAL_REQUESTED = "approval_requested"
@@ -34,6 +35,10 @@ TEARDOWN_SCHEDULED = "teardown_scheduled"
 TORN_DOWN = "torn_down"
 TEARDOWN_SKIPPED = "teardown_skipped"
 FINISHED = "finished"
+PAUSED = "paused"
+RESUMED = "resumed"
+FULL_PROMOTION = "full_promotion"
+UNDONE = "undone"
 
 # ---- outcomes ---------------------------------------------------------------------------------
 
@@ -105,6 +110,14 @@ class WeightSet(Event):
     step: int | None = None
 
 
+@_kind(MIRROR)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MirrorSet(Event):
+    """The shadow phase: ``share`` % of stable's requests mirrored to the candidate (answers
+    discarded, no user routed to it), read back from the data plane; 0 when it ends."""
+    share: int
+
+
 @_kind(LOOK)
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Look(Event):
@@ -129,9 +142,12 @@ class StepVerdict(Event):
 @_kind(APPROVAL_REQUESTED)
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ApprovalRequested(Event):
-    """A person is asked before the candidate moves to ``weight``."""
+    """A person is asked before the candidate moves to ``weight``. ``assigned_users``: who may
+    answer (empty: anyone allowed to); ``timeout_s``: unanswered after this, Reject."""
     task: str
     weight: int
+    assigned_users: list[str] = dataclasses.field(default_factory=list)
+    timeout_s: float | None = None
 
 
 @_kind(APPROVAL_ANSWERED)
@@ -201,6 +217,43 @@ class TeardownSkipped(Event):
 class Finished(Event):
     """The release ended with ``outcome`` (one of :data:`OUTCOMES`)."""
     outcome: str
+
+
+@_kind(PAUSED)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Paused(Event):
+    """A person holds the weight (``paddle-canary pause``): the step's timer stops until
+    :class:`Resumed`; the judge keeps looking and a failed gate still cuts."""
+    by: str
+    reason: str = ""
+
+
+@_kind(RESUMED)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Resumed(Event):
+    """The hold ends; the step's remaining time runs on from here."""
+    by: str
+
+
+@_kind(FULL_PROMOTION)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FullPromotionRequested(Event):
+    """``paddle-canary promote --full``: the steps below 100 % that remain are skipped (a
+    hotfix); the 100 % step, its approval and promotion run as planned."""
+    by: str
+    reason: str
+
+
+@_kind(UNDONE)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Undone(Event):
+    """During the bake period traffic went back to ``restored`` (the previous stable version),
+    ``version`` was rejected and the teardown of ``restored`` is cancelled."""
+    by: str
+    reason: str
+    restored: str
+    version: str
+    incomplete: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

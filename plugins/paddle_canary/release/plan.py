@@ -25,6 +25,14 @@ DEFAULT_PLAN = {
     "poll_interval_s": 10,
     "max_extensions": 2,
     "runtime": "local",
+    # The candidate's process also scores every request with the stable version (serve
+    # --shadow): the judge compares the two on the same rows (docs/paired-analysis.md).
+    "paired": True,
+    # The shadow phase before the first step: for shadow_s seconds the gateway mirrors
+    # shadow_mirror % of stable's requests to the candidate (answers discarded, no user on it)
+    # and the judge looks at them as step 0. 0 = no shadow phase.
+    "shadow_s": 0,
+    "shadow_mirror": 100,
 }
 REQUEST_KEYS = {"model", "version", "gates", *DEFAULT_PLAN}
 
@@ -47,6 +55,26 @@ class ReleasePlan:
     runtime: str
     gates: dict[str, Any]
     run_id: str = ""
+    paired: bool = True   # plans recorded before the field existed: paired, the default
+    shadow_s: float = 0.0
+    shadow_mirror: int = 100
+
+    @property
+    def n_judged_steps(self) -> int:
+        """The windows the release judges, over which its alpha is spent: the shadow phase
+        (step 0, when planned) and one per step."""
+        return len(self.steps) + (1 if self.shadow_s > 0 else 0)
+
+    def step_alpha(self, total_alpha: float, step: int | None) -> float:
+        """The alpha a look at step ``step`` (1-based; 0 = the shadow phase) is judged with: the
+        step's share of the release's ``total_alpha`` (``analysis.spending.step_alpha``), so an
+        identical candidate fails the whole release with probability <= ``total_alpha``. A look
+        outside the steps (``None``) gets ``total_alpha``."""
+        if step is None:
+            return float(total_alpha)
+        from paddle_canary.analysis.spending import step_alpha
+        index = int(step) - 1 + (1 if self.shadow_s > 0 else 0)
+        return step_alpha(total_alpha, index, self.n_judged_steps)
 
     def step_at(self, slot: int) -> int | None:
         """The weight of step slot ``slot`` (0-based), or None when the plan has no such step."""
@@ -151,6 +179,13 @@ def resolve_plan(registry, request: dict[str, Any], check_gates=None, run_id: st
     runtime = merged["runtime"]
     if runtime not in RUNTIMES:
         raise PlanError(f"runtime {runtime!r} is not available here; choose one of {list(RUNTIMES)}")
+    paired = merged["paired"]
+    if not isinstance(paired, bool):
+        raise PlanError(f"paired must be true or false, got {paired!r}")
+    mirror = merged["shadow_mirror"]
+    if isinstance(mirror, bool) or not isinstance(mirror, numbers.Integral) or \
+            not 1 <= mirror <= 100:
+        raise PlanError(f"shadow_mirror must be an integer percentage 1..100, got {mirror!r}")
     max_ext = merged["max_extensions"]
     if isinstance(max_ext, bool) or not isinstance(max_ext, numbers.Integral) or max_ext < 0:
         raise PlanError(f"max_extensions must be a non-negative integer, got {max_ext!r}")
@@ -174,4 +209,7 @@ def resolve_plan(registry, request: dict[str, Any], check_gates=None, run_id: st
         runtime=runtime,
         gates=gates,
         run_id=run_id,
+        paired=paired,
+        shadow_s=_number("shadow_s", merged["shadow_s"], 0),
+        shadow_mirror=int(mirror),
     )

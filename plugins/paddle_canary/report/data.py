@@ -189,6 +189,16 @@ def approvals(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+MANUAL_KINDS = (ev.PAUSED, ev.RESUMED, ev.FULL_PROMOTION, ev.UNDONE)
+
+
+def manual_actions(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What people did by hand (pause, resume, promote --full, undo): when, who, why."""
+    return [{"action": e.get("event"), "at": ts_of(e), "by": e.get("by"),
+             "reason": e.get("reason") or ""}
+            for e in ordered(events) if e.get("event") in MANUAL_KINDS]
+
+
 # ---- verdicts -----------------------------------------------------------------------------
 
 _STEP = re.compile(r"step_(\d+)")
@@ -349,6 +359,7 @@ def summary(plan: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any
         "fault_to_zero_s": ftz["seconds"],
         "fault_to_zero_note": ftz["note"],
         "approvals": approvals(events),
+        "manual": manual_actions(events),
         "verdicts": [{"task": v["task"], "weight": v["weight"], "ts": v["ts"],
                       "status": status_of(v["verdict"]),
                       "reason": v["verdict"].get("reason"),

@@ -179,6 +179,7 @@ def render(plan: dict[str, Any], events: list[dict[str, Any]], summary: dict[str
         "<h2>Verdicts</h2>",
         _verdict_tables(plan, events, start),
         _approvals_table(summary, start),
+        _manual_table(summary, start),
         "<h2>Plan</h2>",
         _plan_block(plan),
         _event_log(events, start),
@@ -493,6 +494,17 @@ def _approvals_table(summary, start) -> str:
         f"<td>{escape(_offset(a.get('answered_at'), start))}</td></tr>" for a in summary["approvals"])
     return ("<h2>Approvals</h2><table><tr><th>task</th><th>before weight</th><th>asked</th>"
             "<th>answer</th><th>by</th><th>answered</th></tr>" + rows + "</table>")
+
+
+def _manual_table(summary, start) -> str:
+    if not summary.get("manual"):
+        return ""
+    rows = "".join(
+        f"<tr><td class=num>{escape(_offset(m.get('at'), start))}</td>"
+        f"<td>{escape(str(m.get('action')))}</td><td>{escape(str(m.get('by') or ''))}</td>"
+        f"<td>{escape(str(m.get('reason') or ''))}</td></tr>" for m in summary["manual"])
+    return ("<h2>By hand</h2><table><tr><th>time</th><th>action</th><th>by</th><th>why</th>"
+            "</tr>" + rows + "</table>")
 
 
 def _plan_block(plan) -> str:

@@ -7,6 +7,10 @@ Routes
   GET  /deep_health    a real inference on reference rows: finite and in [0, 1], else 503
   GET  /metrics        Prometheus text (names in ``paddle_canary.telemetry``)
 
+With a shadow (``paddle-canary serve --shadow VERSION``: the stable version loaded in the same
+process), every answered /predict request is then scored by the shadow too and the pair counted
+in the paired series (``serving.shadow``); the shadow's answer is never returned.
+
 Every response carries ``X-Model-Version`` and ``X-Request-ID`` (the caller's, when it sent a
 sane one; a new one otherwise). Bad input is 422 (413 for a body over the size limit) with
 ``{"error": "..."}`` naming the problem; a model failure (an exception, a non-finite score) is
@@ -34,6 +38,7 @@ from paddle_canary.serving.batcher import MicroBatcher
 from paddle_canary.serving.inputs import InvalidInput
 from paddle_canary.serving.logs import RequestLog, log
 from paddle_canary.serving.metrics import CONTENT_TYPE, ServingMetrics
+from paddle_canary.serving.shadow import Shadow
 
 # Every /deep_health scores this many reference rows live (spread over the sample); every
 # reference row is scored once at start, so a fault that only some inputs trigger (bad-nan: NaN
@@ -65,15 +70,22 @@ def _content_length(scope) -> int | None:
 class ServingApp:
     """ASGI app over one model version. ``card`` is a registry ``ModelCard`` (or anything with
     ``model, version, n_features, content_hash, decision(score), reference_inputs()``);
-    ``predictor`` has ``predict(rows) -> scores`` and ``device``."""
+    ``predictor`` has ``predict(rows) -> scores`` and ``device``. ``shadow_card`` and
+    ``shadow_predictor``: the stable version to score every answered request with as well
+    (paired analysis), or None."""
 
-    def __init__(self, card, predictor, deep_health_rows: int = DEEP_HEALTH_ROWS):
+    def __init__(self, card, predictor, deep_health_rows: int = DEEP_HEALTH_ROWS,
+                 shadow_card=None, shadow_predictor=None):
         self.card = card
         self.predictor = predictor
         self.model, self.version = card.model, card.version
         self.n_features = int(card.n_features)
-        self.metrics = ServingMetrics(card.model, card.version, card.content_hash,
-                                      predictor.device)
+        self.metrics = ServingMetrics(
+            card.model, card.version, card.content_hash, predictor.device,
+            shadow_version=shadow_card.version if shadow_card else None,
+            shadow_hash=shadow_card.content_hash if shadow_card else None)
+        self.shadow = (Shadow(shadow_card, shadow_predictor, self.metrics,
+                              card.decision_threshold) if shadow_card else None)
         self.batcher = MicroBatcher(predictor.predict)
         self.request_log = RequestLog(card.model, card.version)
         # Request IDs we make: a random per-process prefix and a counter (unique, and cheap).
@@ -215,6 +227,8 @@ class ServingApp:
         self.request_log.line("predict", request_id, status=200, outcome="ok",
                               rows=len(scores), latency_ms=round(seconds * 1000, 3), **detail)
         await self._send(send, 200, body, request_id)
+        if self.shadow is not None:  # after the answer: not in the latency above
+            await self.shadow.score(rows, scores, request_id)
 
     async def health(self, scope, receive, send, request_id):
         await self._send(send, 200, {"status": "ok", "model": self.model,
@@ -244,6 +258,7 @@ class ServingApp:
                       "were scored at start)")
         body = {"status": "ok" if reason is None else "failing", "model": self.model,
                 "version": self.version, "device": self.predictor.device,
+                "shadow": self.shadow.version if self.shadow else None,
                 "rows": len(self.probe_index), "reference_rows": len(self.reference_rows),
                 "latency_ms": round((time.perf_counter() - t0) * 1000, 3)}
         if reason is not None:
