@@ -4,10 +4,10 @@
 PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 STAMP   := .venv/.installed
-APT_PKGS := nginx prometheus prometheus-alertmanager wrk luajit
-EXTRAS  := serve,train,analysis,k8s,validate,airflow,dev
+APT_PKGS := nginx prometheus prometheus-alertmanager wrk luajit docker.io debootstrap docker-registry
+EXTRAS  := serve,train,analysis,k8s,validate,airflow,docker,dev
 
-.PHONY: demo test test-fast os-deps venv bench lock clean up down
+.PHONY: demo test test-fast os-deps venv bench lock clean up down docker-base
 
 os-deps:
 	@missing=""; \
@@ -18,6 +18,9 @@ os-deps:
 	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v luajit >/dev/null || missing="$$missing luajit"; \
+	command -v dockerd >/dev/null || missing="$$missing docker.io"; \
+	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
+	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing OS packages:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "error: need root to apt-get install$$missing"; exit 1; fi; \
@@ -41,11 +44,16 @@ test-fast: venv
 demo: os-deps venv
 	$(PY) scripts/demo.py
 
+# The offline CPU base image in $DOCKER_HOST's engine (`paddle-canary dockerd start` runs one).
+docker-base: os-deps venv
+	$(PY) -m paddle_canary.cli image base
+
 bench: os-deps venv
 	$(PY) bench/serving.py
 	$(PY) bench/traffic.py
 	$(PY) bench/detection.py
 	$(PY) bench/release.py
+	$(PY) bench/images.py
 	$(PY) bench/validation.py
 	$(PY) bench/faults.py
 

@@ -6,6 +6,7 @@
   -> Endpoint`` starts ``paddle-canary serve`` through :class:`LocalRuntime` and returns once
   the version answers ``/deep_health``; every process started is stopped by PID when the test
   (or the module) ends.
+- Docker (our own dockerd, the base, serving images, DockerRuntime): see ``docker_fixtures``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from docker_fixtures import (docker_client, docker_runtime, docker_runtime_factory,  # noqa: F401
+                             dockerd, image_registry, serving_base, serving_image,
+                             serving_images)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "paddle_canary.release.manual_commands",
     "paddle_canary.report.commands",
     "paddle_canary.localstack.commands",
+    "paddle_canary.images.commands",
 )
 
 

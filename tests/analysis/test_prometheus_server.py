@@ -3,8 +3,10 @@ discovery without a restart."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import threading
 
 import pytest
 import yaml
@@ -45,6 +47,30 @@ def test_target_files_are_checked_and_replaced_whole(tmp_path):
     with pytest.raises(UserError):
         write_target(tmp_path, "Bad Name", "v2", ["127.0.0.1:1"])
     assert [p.name for p in tmp_path.iterdir()] == ["risk-score--v2.json"]
+
+
+def test_target_files_written_at_once_by_many_writers_stay_whole(tmp_path):
+    """Two deploys of one version write its target at the same moment: each write must land
+    whole (a fixed temporary name made one writer rename the other's file away)."""
+    errors = []
+
+    def write(i):
+        try:
+            for _ in range(50):
+                write_target(tmp_path, "risk-score", "v2", [f"127.0.0.1:{8000 + i}"])
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [p.name for p in tmp_path.iterdir()] == ["risk-score--v2.json"]
+    (entry,) = json.loads((tmp_path / "risk-score--v2.json").read_text())
+    assert entry["labels"] == {"model": "risk-score", "version": "v2"}
+    assert (tmp_path / "risk-score--v2.json").stat().st_mode & 0o777 == 0o644
 
 
 @pytest.mark.slow

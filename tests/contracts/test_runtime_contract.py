@@ -1,5 +1,6 @@
-"""The runtime contract, run against the in-memory double the controller tests use and against
-the real local runtime (real `paddle-canary serve` processes)."""
+"""The runtime contract, run against the in-memory double the controller tests use, the real
+local runtime (real `paddle-canary serve` processes) and the real docker runtime (containers of
+the serving images on our own dockerd, built once per session: tests/docker_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,14 @@ from paddle_canary.runtime.local import LocalRuntime
 MODEL = "risk-score"
 
 
-@pytest.fixture(params=["memory", pytest.param("local", marks=pytest.mark.slow)])
+@pytest.fixture(params=["memory", pytest.param("local", marks=pytest.mark.slow),
+                        pytest.param("docker", marks=pytest.mark.slow)])
 def runtime(request, tmp_path, registry_root):
     if request.param == "memory":
         yield MemoryRuntime()
+        return
+    if request.param == "docker":  # its containers are removed by the fixture
+        yield request.getfixturevalue("docker_runtime")
         return
     rt = LocalRuntime(tmp_path / "rt", registry_root=registry_root,
                       targets_dir=tmp_path / "targets")
@@ -32,6 +37,8 @@ def runtime(request, tmp_path, registry_root):
 def kill(runtime, endpoint):
     if isinstance(runtime, MemoryRuntime):
         runtime.kill(MODEL, endpoint.version)
+    elif runtime.kind == "docker":
+        runtime.client.containers.get(endpoint.instance).kill()
     else:
         process.stop_pid(endpoint.pid, signal.SIGKILL, 5)
 

@@ -62,6 +62,10 @@ def test_deploy_routes_both_versions_with_the_candidate_at_zero(settings):
     assert len(release.runtime.endpoints(MODEL)) == 2
 
 
+def test_the_local_runtime_builds_no_image(settings):
+    assert start(settings).build_images() is None
+
+
 def test_a_step_sets_the_weight_and_records_its_step(settings):
     release = start(settings)
     release.deploy()

@@ -9,6 +9,7 @@ CLI find everything again.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from dataclasses import asdict, dataclass
@@ -28,6 +29,14 @@ class StackPorts:
     airflow: int = 8080
 
 
+def image_env() -> dict[str, str]:
+    """No registry can be pulled from on one machine: a release with runtime=docker builds its
+    images on the offline base (``paddle-canary image base``) unless the caller chose one."""
+    from paddle_canary.images.base import BASE_TAG
+    from paddle_canary.images.build import ENV_BASE
+    return {ENV_BASE: os.environ.get(ENV_BASE) or BASE_TAG}
+
+
 class LocalStack:
     def __init__(self, home: Path | str, model: str = "risk-score",
                  ports: StackPorts | None = None, load_rate: float = 60.0,
@@ -43,7 +52,7 @@ class LocalStack:
         self.paths = Settings(home=self.home, registry_root=self.home / "registry",
                                 prometheus_url=f"http://127.0.0.1:{self.ports.prometheus}")
         self.airflow = AirflowServer(home=self.home / "airflow", port=self.ports.airflow,
-                                     extra_env=self.paths.to_env())
+                                     extra_env={**self.paths.to_env(), **image_env()})
 
     # ---- parts -------------------------------------------------------------------------------
 

@@ -152,12 +152,38 @@ class Release:
 
     # ---- before traffic --------------------------------------------------------------------
 
-    def validate(self) -> dict[str, Any]:
-        """Offline checks before any traffic: loads, finite scores in range, close to stable."""
-        from paddle_canary.validation.compare import compare_with_baseline
+    def build_images(self, log=print) -> dict[str, Any] | None:
+        """The serving images of stable and the candidate, for runtimes that run images
+        (docker, kubernetes): built through the docker SDK on ``$PADDLE_CANARY_IMAGE_BASE``
+        (default the GPU base), pushed when ``$PADDLE_CANARY_IMAGE_REGISTRY`` is set, and
+        skipped with the reason when the engine has them from the same model files, code and
+        base. ``None`` on the local runtime (processes run the package itself)."""
         p = self.plan
-        report = compare_with_baseline(self.registry.card(p.model, p.candidate),
-                                       self.registry.card(p.model, p.baseline))
+        if p.runtime == "local":
+            return None
+        from paddle_canary.images.build import build_serving_image
+        built = {}
+        for version in dict.fromkeys((p.baseline, p.candidate)):
+            ref = build_serving_image(self.registry.root, p.model, version, log=log)
+            built[version] = ref.to_dict()
+        return built
+
+    def validate(self) -> dict[str, Any]:
+        """Offline checks before any traffic: loads, finite scores in range, close to stable.
+        A runtime that runs images (docker) runs them in the candidate's image, with the
+        image's own ``validate`` entry; elsewhere in this process."""
+        p = self.plan
+        if p.runtime == "docker":
+            from paddle_canary.runtime.docker import ValidationFailed
+            try:
+                report = self.runtime.validate(p.model, p.candidate, p.baseline)
+            except ValidationFailed as exc:
+                report = {**exc.summary, "passed": False,
+                          "problems": exc.summary.get("problems") or [str(exc)]}
+        else:
+            from paddle_canary.validation.compare import compare_with_baseline
+            report = compare_with_baseline(self.registry.card(p.model, p.candidate),
+                                           self.registry.card(p.model, p.baseline))
         self.record(ev.Validated(report=report))
         if not report["passed"]:
             raise ReleaseFailed("offline validation failed: " + "; ".join(report["problems"]))

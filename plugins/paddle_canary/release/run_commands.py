@@ -45,6 +45,8 @@ def add_commands(sub) -> None:
     p.add_argument("--approvals-before", type=_int_list, help="e.g. 50,100; '' for none")
     p.add_argument("--teardown-delay", type=float, dest="teardown_delay_s", help="seconds")
     p.add_argument("--poll-interval", type=float, dest="poll_interval_s", help="seconds")
+    p.add_argument("--runtime", help="where the versions run: local (default), docker, "
+                                     "kubernetes")
     p.add_argument("--shadow", type=float, dest="shadow_s", metavar="SECONDS",
                    help="a shadow phase before the first step: stable's requests mirrored to "
                         "the candidate (answers discarded) and judged, for SECONDS")
@@ -85,7 +87,7 @@ def request_from_args(args) -> dict:
     conf = {"model": args.model, "version": args.version}
     for key in ("steps", "step_interval_s", "approvals_before", "teardown_delay_s",
                 "poll_interval_s", "paired", "shadow_s", "shadow_mirror",
-                "header_route"):
+                "header_route", "runtime"):
         value = getattr(args, key)
         if value is not None:
             conf[key] = value

@@ -19,6 +19,14 @@ def _local(settings: Settings) -> Runtime:
                         targets_dir=settings.targets_dir)
 
 
+def _docker(settings: Settings) -> Runtime:
+    """Containers on the engine at ``$DOCKER_HOST`` (:mod:`paddle_canary.runtime.docker` lists
+    the variables), scraped through the stack's file_sd targets like local processes."""
+    from paddle_canary.runtime.docker import DockerRuntime
+    return DockerRuntime.from_env(registry_root=settings.registry_root,
+                                  targets_dir=settings.targets_dir)
+
+
 def _kubernetes(settings: Settings) -> Runtime:
     from paddle_canary.kube.config import KubeSettings
     from paddle_canary.registry import Registry
@@ -27,7 +35,7 @@ def _kubernetes(settings: Settings) -> Runtime:
                                            registry=Registry(settings.registry_root))
 
 
-_FACTORIES: dict[str, Callable[[Settings], Runtime]] = {"local": _local,
+_FACTORIES: dict[str, Callable[[Settings], Runtime]] = {"local": _local, "docker": _docker,
                                                          "kubernetes": _kubernetes}
 
 #: Runtime names a plan may choose, in the order the UI form lists them.

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import logging
 import os
-import sys
 
 from paddle_canary.errors import UserError
 from paddle_canary.serving.http_limits import HEADER_TIMEOUT_S, MAX_HEADER_BYTES
@@ -62,7 +60,10 @@ def add_commands(sub) -> None:
     p = sub.add_parser("validate", help="load a version, score its reference rows, print JSON; "
                                         "exit 1 when it fails")
     _model_args(p)
-    p.set_defaults(func=validate)
+    from paddle_canary.validation import entry
+
+    entry.add_arguments(p)
+    p.set_defaults(func=entry.run)
 
 
 def serve(args) -> int:
@@ -134,13 +135,3 @@ def _shadow(args, card, Registry, Predictor):
              shadow_content_hash=shadow_card.content_hash, params_mb=round(size_mb, 3))
     return shadow_card, shadow_predictor
 
-
-def validate(args) -> int:
-    from paddle_canary.registry import Registry
-    from paddle_canary.validation.offline import check_model
-
-    card = Registry(args.registry).card(args.model, args.version)
-    summary = check_model(card, device=args.device, threads=args.threads)
-    json.dump(summary, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-    return 0 if summary["passed"] else 1
