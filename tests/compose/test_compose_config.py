@@ -152,3 +152,19 @@ def test_gateway_config_listens_on_the_network_and_passes_nginx_t(tmp_path):
     moved = state.replace(weight=30, candidate_url="http://cand:8080")
     (workdir / "state.json").write_text(moved.to_json())
     assert init_gateway(workdir, "http://stable:8080").weight == 30
+
+
+def test_valid_against_the_compose_specification_schema():
+    """The Compose Specification's JSON schema (compose-spec/compose-spec,
+    schema/compose-spec.json) is not vendored here: point PADDLE_CANARY_COMPOSE_SCHEMA at it."""
+    import os
+
+    import jsonschema
+
+    schema_path = os.environ.get("PADDLE_CANARY_COMPOSE_SCHEMA")
+    if not schema_path:
+        pytest.skip("PADDLE_CANARY_COMPOSE_SCHEMA is not set (path to compose-spec.json)")
+    schema = json.loads(Path(schema_path).read_text())
+    errors = list(jsonschema.Draft7Validator(schema).iter_errors(
+        yaml.safe_load(COMPOSE_FILE.read_text())))
+    assert not errors, [f"{list(e.path)}: {e.message}" for e in errors]

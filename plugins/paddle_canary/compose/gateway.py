@@ -57,3 +57,90 @@ def init_gateway(workdir: Path | str, stable_url: str, *, force: bool = False) -
     _write(workdir / "nginx.conf", render(state, COMPOSE_TEMPLATE))
     _write(state_path, state.to_json())
     return state
+
+
+# --- changing the live gateway (from an Airflow container: the volume and the engine's socket) --
+
+APPLY_TIMEOUT_S = 20.0
+
+
+def gateway_container(client, service: str = "gateway"):
+    """The compose project's ``service`` container, found from the labels of the container this
+    runs in (``$HOSTNAME`` is its id)."""
+    import socket
+
+    me = client.containers.get(os.environ.get("HOSTNAME") or socket.gethostname())
+    project = me.labels.get("com.docker.compose.project")
+    if not project:
+        raise RouterError(f"this container ({me.name}) is not part of a compose project")
+    found = client.containers.list(filters={"label": [
+        f"com.docker.compose.project={project}", f"com.docker.compose.service={service}"]})
+    if len(found) != 1:
+        raise RouterError(f"expected one running {service} container in compose project "
+                          f"{project}, found {len(found)}")
+    return found[0]
+
+
+class ComposeGateway:
+    """The nginx container's gateway: config on the shared volume ``workdir``, checked with
+    ``nginx -t`` and reloaded with ``nginx -s reload`` in that container (Docker API), the live
+    state read from its status server on the compose network."""
+
+    def __init__(self, workdir: Path | str, client, container=None,
+                 status_url: str = f"http://gateway:{STATUS_PORT}"):
+        self.workdir = Path(workdir)
+        self.client = client
+        self.container = container or gateway_container(client)
+        self.status_url = status_url
+
+    @property
+    def conf_path(self) -> Path:
+        return self.workdir / "nginx.conf"
+
+    def state(self) -> GatewayState:
+        return GatewayState.from_json((self.workdir / "state.json").read_text())
+
+    def live_status(self) -> dict:
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.status_url}/canary/state", timeout=3) as answer:
+            return json.loads(answer.read())
+
+    def _nginx(self, *args: str) -> tuple[int, str]:
+        code, out = self.container.exec_run(
+            ["nginx", *args, "-e", str(self.workdir / "logs" / "check.log")])
+        return code, out.decode(errors="replace").strip()
+
+    def set_routes(self, stable_url: str, candidate_url: str | None,
+                   weight: int) -> GatewayState:
+        """Backends and weight in one checked reload; the old config keeps serving when nginx
+        refuses the new one or does not load it in time (RouterError either way)."""
+        from paddle_canary.process import Timeout, wait_until
+
+        old = self.state()
+        new = old.replace(stable_url=stable_url, candidate_url=candidate_url, weight=weight,
+                          generation=old.generation + 1)
+        text = render(new, COMPOSE_TEMPLATE)  # RouterError for a bad backend or weight
+        candidate = self.workdir / "nginx.conf.new"
+        _write(candidate, text)
+        code, out = self._nginx("-t", "-q", "-c", str(candidate))
+        if code != 0:
+            candidate.unlink(missing_ok=True)
+            raise RouterError(f"nginx refused the new config (the old one keeps serving): {out}")
+        old_text = self.conf_path.read_text()
+        os.replace(candidate, self.conf_path)
+        code, out = self._nginx("-s", "reload", "-c", str(self.conf_path))
+        try:
+            if code != 0:
+                raise Timeout(out)
+            wait_until(lambda: self.live_status().get("generation") == new.generation,
+                       APPLY_TIMEOUT_S, interval=0.2,
+                       what=f"nginx to load generation {new.generation}")
+        except Timeout as exc:
+            _write(self.conf_path, old_text)
+            self._nginx("-s", "reload", "-c", str(self.conf_path))
+            raise RouterError(f"nginx did not load the new config ({exc}); the old one keeps "
+                              "serving") from None
+        _write(self.workdir / "state.json", new.to_json())
+        return new

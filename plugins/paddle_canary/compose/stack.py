@@ -94,8 +94,27 @@ class ComposeStack:
         """``up -d`` and wait until every service is healthy (the init service: exited 0);
         the seconds each took from the start, ``{service: s}``."""
         started = time.monotonic()
-        self.run("up", "-d", "--no-build", timeout=timeout)
+        try:
+            # docker-compose 1.29 itself waits for each depends_on condition here.
+            self.run("up", "-d", "--no-build", timeout=timeout)
+        except ComposeError as exc:
+            raise ComposeError(f"{exc}\n{self._why_not_up()}") from None
         return self.wait_healthy(timeout - (time.monotonic() - started), started, log)
+
+    def _why_not_up(self) -> str:
+        """The log tails of this project's containers that exited non-zero or are unhealthy."""
+        client = self.client()
+        try:
+            lines = []
+            for service, container in self.containers(client).items():
+                state = container.attrs.get("State", {})
+                if state.get("Status") == "exited" and state.get("ExitCode") != 0:
+                    lines.append(self._failed(container, service, f"exited {state['ExitCode']}"))
+                elif (state.get("Health") or {}).get("Status") == "unhealthy":
+                    lines.append(self._failed(container, service, "unhealthy"))
+            return "\n".join(lines)
+        finally:
+            client.close()
 
     def wait_healthy(self, timeout: float, started: float | None = None,
                      log: Callable[[str], None] = print) -> dict:
