@@ -104,8 +104,8 @@ def test_api_server_answers_with_postgres_behind_it(stack, docker_client):
 def test_gateway_serves_predict_from_the_stable_container(stack):
     compose, ports, _ = stack
     url = f"http://127.0.0.1:{ports['GATEWAY_PORT']}/predict"
-    for user in ("u1", "u2", ""):
-        answer = httpx.post(url, json={"user_id": user or None, "features": [0.0] * 30},
+    for user in ("u1", "u2", ""):  # "": no X-User-ID header (the gateway sends it to stable)
+        answer = httpx.post(url, json={"user_id": user or "anonymous", "features": [0.0] * 30},
                             headers={"X-User-ID": user} if user else {}, timeout=15)
         assert answer.status_code == 200, answer.text
         assert answer.headers["X-Model-Version"] == "v1"

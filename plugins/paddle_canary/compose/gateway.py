@@ -62,6 +62,7 @@ def init_gateway(workdir: Path | str, stable_url: str, *, force: bool = False) -
 # --- changing the live gateway (from an Airflow container: the volume and the engine's socket) --
 
 APPLY_TIMEOUT_S = 20.0
+DRAIN_TIMEOUT_S = 40.0  # nginx closes what old workers still hold after 30 s
 
 
 def gateway_container(client, service: str = "gateway"):
@@ -143,4 +144,14 @@ class ComposeGateway:
             raise RouterError(f"nginx did not load the new config ({exc}); the old one keeps "
                               "serving") from None
         _write(self.workdir / "state.json", new.to_json())
+        # Old workers may still take a connection or two right after the reload: the change is
+        # done when they are gone (what the local gateway waits for too).
+        wait_until(lambda: not self._draining(), DRAIN_TIMEOUT_S, interval=0.3,
+                   what="old nginx workers to drain")
         return new
+
+    def _draining(self) -> bool:
+        """Any ``nginx: worker process is shutting down`` left in the container."""
+        code, out = self.container.exec_run(
+            ["sh", "-c", "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n'"])
+        return code != 0 or b"is shutting down" in out
