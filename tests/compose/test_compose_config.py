@@ -168,3 +168,23 @@ def test_valid_against_the_compose_specification_schema():
     errors = list(jsonschema.Draft7Validator(schema).iter_errors(
         yaml.safe_load(COMPOSE_FILE.read_text())))
     assert not errors, [f"{list(e.path)}: {e.message}" for e in errors]
+
+
+def test_job_healthcheck_reads_the_postgres_url_and_refuses_others():
+    from paddle_canary.compose.health import dsn, main
+
+    assert dsn("postgresql+psycopg2://airflow:pw@postgres:5432/airflow") == (
+        "postgresql://airflow:pw@postgres:5432/airflow")
+    with pytest.raises(ValueError):
+        dsn("sqlite:////tmp/airflow.db")
+    with pytest.raises(SystemExit):  # only Airflow's job types
+        main(["NotAJob"])
+
+
+def test_services_base_key_changes_with_what_is_pruned():
+    from paddle_canary.compose.images import SERVICES_PACKAGES, SERVICES_PRUNE
+    from paddle_canary.images.base import PACKAGES, base_key
+
+    assert base_key() == base_key(packages=PACKAGES, prune=())  # the serving base is unchanged
+    assert base_key(packages=SERVICES_PACKAGES) != base_key(packages=SERVICES_PACKAGES,
+                                                            prune=SERVICES_PRUNE)

@@ -166,6 +166,37 @@ def test_gateway_change_is_checked_then_reloaded_in_its_container(stack, docker_
     assert answer.status_code == 200 and answer.headers["X-Model-Version"] == "v1"
 
 
+def test_stack_comes_back_after_the_database_restarts(stack, docker_client):
+    """PostgreSQL stopped and started again: predictions never depend on it, and Airflow is
+    healthy again (components that lost their database restart: restart unless-stopped)."""
+    compose, ports, _ = stack
+    health_url = f"http://127.0.0.1:{ports['AIRFLOW_PORT']}/api/v2/monitor/health"
+    predict = f"http://127.0.0.1:{ports['GATEWAY_PORT']}/predict"
+    postgres = compose.containers(docker_client)["postgres"]
+    postgres.stop(timeout=20)
+
+    def db_down() -> bool:
+        # With the database's address gone, the health endpoint may hang on its connect
+        # instead of answering "unhealthy": no answer in 10 s counts as down too.
+        try:
+            r = httpx.get(health_url, timeout=10)
+        except httpx.TimeoutException:
+            return True
+        return r.status_code != 200 or r.json()["metadatabase"]["status"] != "healthy"
+    wait_until(db_down, 60, interval=1, what="the API server to report the database down")
+    answer = httpx.post(predict, json={"user_id": "u9", "features": [0.0] * 30},
+                        headers={"X-User-ID": "u9"}, timeout=15)
+    assert answer.status_code == 200 and answer.headers["X-Model-Version"] == "v1"
+    postgres.start()
+
+    def all_healthy() -> bool:
+        body = httpx.get(health_url, timeout=10).json()
+        return all(body[p]["status"] == "healthy"
+                   for p in ("metadatabase", "scheduler", "triggerer", "dag_processor"))
+    wait_until(all_healthy, 240, interval=3, what="Airflow healthy again after the restart")
+    compose.wait_healthy(240, log=print)
+
+
 def test_down_leaves_no_container_network_or_volume(engine, docker_client, registry_root,
                                                     tmp_path, stack):
     """Last in the module: takes the stack down itself (the fixture's down is then a no-op)."""
