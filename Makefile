@@ -4,10 +4,10 @@
 PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 STAMP   := .venv/.installed
-APT_PKGS := nginx prometheus prometheus-alertmanager wrk luajit docker.io debootstrap docker-registry
+APT_PKGS := nginx prometheus prometheus-alertmanager wrk luajit docker.io debootstrap docker-registry docker-compose
 EXTRAS  := serve,train,analysis,k8s,validate,airflow,docker,dev
 
-.PHONY: demo test test-fast os-deps venv bench lock clean up down docker-base
+.PHONY: demo test test-fast os-deps venv bench lock clean up down docker-base compose-up compose-down
 
 os-deps:
 	@missing=""; \
@@ -21,6 +21,7 @@ os-deps:
 	command -v dockerd >/dev/null || missing="$$missing docker.io"; \
 	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
 	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing OS packages:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "error: need root to apt-get install$$missing"; exit 1; fi; \
@@ -62,6 +63,15 @@ up: os-deps venv
 
 down: venv
 	$(PY) -m paddle_canary.cli stack down
+
+# docker-compose.yaml: .env (random secrets, 0600), images built locally, up -d, wait healthy.
+# The engine: $$DOCKER_HOST, else /var/run/docker.sock, else our own (paddle-canary dockerd start).
+compose-up: os-deps venv
+	$(PY) -m paddle_canary.compose up
+
+# Also removes the containers releases started; down -v leaves no container, network or volume.
+compose-down: venv
+	$(PY) -m paddle_canary.compose down
 
 clean:
 	rm -rf var build .pytest_cache

@@ -41,9 +41,12 @@ class BaseRef:
     skipped: str | None = None  # why nothing was imported, when nothing was
 
 
-def base_key(suite: str = SUITE, packages: tuple[str, ...] = PACKAGES) -> str:
+def base_key(suite: str = SUITE, packages: tuple[str, ...] = PACKAGES,
+             prune: tuple[str, ...] = ()) -> str:
     arch = platform.machine()
     text = f"{suite} minbase {arch} {' '.join(sorted(packages))}"
+    if prune:
+        text += f" prune {' '.join(sorted(prune))}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -76,10 +79,12 @@ def host_mirror(apt_dir: Path = Path("/etc/apt"), suite: str = SUITE) -> str:
 
 
 def rootfs_tarball(cache_dir: Path | None = None, *, mirror: str | None = None,
-                   log: Callable[[str], None] = print) -> Path:
-    """The base's root file system as a tarball, made with debootstrap unless cached."""
+                   log: Callable[[str], None] = print,
+                   packages: tuple[str, ...] = PACKAGES, prune: tuple[str, ...] = ()) -> Path:
+    """The base's root file system (minbase plus ``packages``, less the paths matching the
+    ``prune`` globs) as a tarball, made with debootstrap unless cached."""
     cache = Path(cache_dir or default_cache_dir()) / "base"
-    key = base_key()
+    key = base_key(packages=packages, prune=prune)
     tarball = cache / f"debian-{SUITE}-{key}.tar"
     if tarball.is_file():
         return tarball
@@ -93,11 +98,11 @@ def rootfs_tarball(cache_dir: Path | None = None, *, mirror: str | None = None,
     workdir = Path(tempfile.mkdtemp(prefix=".debootstrap-", dir=cache))
     rootfs = workdir / "rootfs"
     debootstrap_log = cache / "debootstrap.log"
-    log(f"debootstrap {SUITE} (minbase, {', '.join(PACKAGES)}) from {mirror} ...")
+    log(f"debootstrap {SUITE} (minbase, {', '.join(packages)}) from {mirror} ...")
     try:
         with open(debootstrap_log, "wb") as out:
             proc = subprocess.run(
-                ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
+                ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
                  SUITE, str(rootfs), mirror],
                 stdout=out, stderr=subprocess.STDOUT, timeout=DEBOOTSTRAP_TIMEOUT_S)
         if proc.returncode != 0:
@@ -109,6 +114,12 @@ def rootfs_tarball(cache_dir: Path | None = None, *, mirror: str | None = None,
             for path in rootfs.glob(pattern):
                 if path.is_file():
                     path.unlink()
+        for pattern in prune:
+            for path in rootfs.glob(pattern):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
         tmp = workdir / "rootfs.tar"
         subprocess.run(["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(tmp), "."],
                        check=True, capture_output=True, timeout=600)
@@ -123,12 +134,15 @@ def rootfs_tarball(cache_dir: Path | None = None, *, mirror: str | None = None,
 
 
 def ensure_base(client, cache_dir: Path | None = None, *, tag: str = BASE_TAG,
-                mirror: str | None = None, log: Callable[[str], None] = print) -> BaseRef:
+                mirror: str | None = None, log: Callable[[str], None] = print,
+                packages: tuple[str, ...] = PACKAGES, prune: tuple[str, ...] = ()) -> BaseRef:
     """``tag`` in the engine of ``client``: imported from the cached tarball (made first when
-    missing); nothing is done when the engine already has this tarball's import."""
+    missing); nothing is done when the engine already has this tarball's import. ``packages``:
+    what debootstrap installs beyond minbase (the compose stack's services base has more);
+    ``prune``: globs of paths removed from the root file system before it is packed."""
     from docker.errors import DockerException, ImageNotFound
 
-    key = base_key()
+    key = base_key(packages=packages, prune=prune)
     try:
         image = client.images.get(tag)
         if (image.labels or {}).get(KEY_LABEL) == key:
@@ -136,7 +150,7 @@ def ensure_base(client, cache_dir: Path | None = None, *, tag: str = BASE_TAG,
                            skipped=f"{tag} is already imported from base {key}")
     except ImageNotFound:
         pass
-    tarball = rootfs_tarball(cache_dir, mirror=mirror, log=log)
+    tarball = rootfs_tarball(cache_dir, mirror=mirror, log=log, packages=packages, prune=prune)
     repository, _, version = tag.rpartition(":")
     if not repository or "/" in version:
         repository, version = tag, "latest"
