@@ -9,7 +9,8 @@ drives the nginx and serving processes that ``make up`` started.
 - ``PADDLE_CANARY_REGISTRY``: model registry root (default: the stack's working copy
   ``$PADDLE_CANARY_HOME/registry`` when ``make up`` made one, else ``<repo>/model_registry``)
 - ``PADDLE_CANARY_PROMETHEUS_URL``: Prometheus base URL (default ``http://127.0.0.1:9090``)
-- ``PADDLE_CANARY_ROUTER``: the data plane, ``nginx`` (default) or ``istio``
+- ``PADDLE_CANARY_ROUTER``: the data plane, ``nginx`` (default), ``istio`` or ``compose`` (the
+  compose stack's nginx container)
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import yaml
 
 from paddle_canary.compose.env import SECRETS, read_env, write_env
 from paddle_canary.compose.gateway import COMPOSE_TEMPLATE, PORT, STATUS_PORT, init_gateway
+from paddle_canary.traffic.base import Backend
 from paddle_canary.compose.stack import SERVICES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -133,25 +134,28 @@ def test_config_without_env_names_what_is_missing(tmp_path):
 
 def test_gateway_config_listens_on_the_network_and_passes_nginx_t(tmp_path):
     workdir = tmp_path / "gateway"
-    state = init_gateway(workdir, "http://stable:8080")
+    state = init_gateway(workdir, "risk-score", "v1", "http://stable:8080")
     conf = (workdir / "nginx.conf").read_text()
     assert f"listen {PORT};" in conf and f"listen {STATUS_PORT};" in conf
     assert "127.0.0.1" not in conf.split("upstream")[0] or "listen 127.0.0.1" not in conf
     assert "server stable:8080;" in conf
-    assert json.loads((workdir / "state.json").read_text())["weight"] == 0
+    assert state.route("risk-score").weight == 0
+    assert json.loads((workdir / "state.json").read_text())["routes"][0]["model"] == "risk-score"
     assert "@{" not in COMPOSE_TEMPLATE.replace("@{", "", COMPOSE_TEMPLATE.count("@{"))
     # nginx -t needs the backend's name to resolve: check a copy pointing at 127.0.0.1.
     check = tmp_path / "check"
-    init_gateway(check, "http://127.0.0.1:9")
+    init_gateway(check, "risk-score", "v1", "http://127.0.0.1:9")
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     out = subprocess.run([nginx, "-t", "-q", "-p", str(check), "-c", str(check / "nginx.conf"),
                           "-e", str(check / "logs" / "error.log")],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     # A restarted stack keeps the gateway a release left (weight and backends).
-    moved = state.replace(weight=30, candidate_url="http://cand:8080")
+    moved = state.with_route(state.route("risk-score").replace(
+        candidate=Backend("v2", "http://cand:8080"), weight=30))
     (workdir / "state.json").write_text(moved.to_json())
-    assert init_gateway(workdir, "http://stable:8080").weight == 30
+    again = init_gateway(workdir, "risk-score", "v1", "http://stable:8080")
+    assert again.route("risk-score").weight == 30
 
 
 def test_valid_against_the_compose_specification_schema():

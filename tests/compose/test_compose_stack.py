@@ -130,13 +130,15 @@ def test_prometheus_scrapes_stable_by_name(stack):
 GATEWAY_SCRIPT = """
 import json, docker
 from paddle_canary.compose.gateway import ComposeGateway
-from paddle_canary.traffic.base import RouterError
+from paddle_canary.traffic.base import Backend, RouterError
 gw = ComposeGateway('/srv/paddle-canary/gateway', docker.from_env())
 before = gw.live_status()
-gw.set_routes('http://stable:8080', None, 0)
+route = gw.route('risk-score')
+gw.apply(route.replace(weight=0, mirror=0))
+gw._install(gw.state().replace(generation=gw.state().generation + 1))  # a forced reload
 after = gw.live_status()
 try:
-    gw.set_routes('http://stable:8080', 'http://no-such-host:8080', 10)
+    gw.apply(route.replace(candidate=Backend('v9', 'http://no-such-host:8080'), weight=10))
     refused = None
 except RouterError as exc:
     refused = str(exc)
@@ -156,7 +158,8 @@ def test_gateway_change_is_checked_then_reloaded_in_its_container(stack, docker_
     assert code == 0, out.decode()
     seen = json.loads(out.decode().strip().splitlines()[-1])
     assert seen["after"]["generation"] == seen["before"]["generation"] + 1
-    assert seen["after"]["weight"] == 0 and seen["after"]["stable"] == "stable:8080"
+    live = seen["after"]["routes"]["risk-score"]
+    assert live["weight"] == 0 and live["stable"]["url"] == "http://stable:8080"
     # A config nginx refuses (a backend name that does not resolve) is never loaded.
     assert seen["refused"] and "nginx refused" in seen["refused"]
     assert seen["last"] == seen["after"] and seen["state"] == seen["after"]["generation"]

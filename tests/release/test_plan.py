@@ -113,3 +113,16 @@ def test_bad_header_route_is_refused_before_any_change(reg, route, why):
     with pytest.raises(PlanError, match=why):
         resolve_plan(reg, {"model": "risk-score", "version": "v2", "header_route": route})
     assert _snapshot(reg.root) == before
+
+
+def test_the_stacks_runtime_setting_is_the_default_and_a_request_still_chooses(
+        monkeypatch, reg):
+    """The compose stack sets PADDLE_CANARY_RUNTIME=docker for its Airflow services: releases
+    there run on containers unless the request (or model.yaml) says otherwise."""
+    monkeypatch.setenv("PADDLE_CANARY_RUNTIME", "docker")
+    assert resolve_plan(reg, {"model": "risk-score", "version": "v2"}).runtime == "docker"
+    assert resolve_plan(reg, {"model": "risk-score", "version": "v2",
+                                   "runtime": "local"}).runtime == "local"
+    monkeypatch.setenv("PADDLE_CANARY_RUNTIME", "nowhere")
+    with pytest.raises(UserError, match="not available"):
+        resolve_plan(reg, {"model": "risk-score", "version": "v2"})

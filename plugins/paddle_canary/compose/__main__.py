@@ -102,9 +102,9 @@ def cmd_images(args) -> int:
 def cmd_init(args) -> int:
     from paddle_canary.analysis.prometheus_server import write_target
     from paddle_canary.compose.gateway import init_gateway
-    from paddle_canary.release.stack import StackPaths
+    from paddle_canary.settings import Settings
 
-    paths = StackPaths.from_env()
+    paths = Settings.from_env()
     password = os.environ.get("AIRFLOW_ADMIN_PASSWORD")
     if not password:
         raise UserError("AIRFLOW_ADMIN_PASSWORD is not set (the stack's .env sets it)")
@@ -115,10 +115,13 @@ def cmd_init(args) -> int:
     with os.fdopen(fd, "w") as fh:
         json.dump({args.admin: password}, fh)
     os.replace(passwords.with_suffix(".tmp"), passwords)
-    state = init_gateway(paths.gateway_dir, f"http://{args.stable_host}:8080")
+    state = init_gateway(paths.gateway_dir, args.model, args.version,
+                         f"http://{args.stable_host}:8080")
     write_target(paths.targets_dir, args.model, args.version, [f"{args.stable_host}:8080"])
-    _log(f"init: admin password file {passwords}; gateway stable {state.stable_url} "
-         f"(weight {state.weight}); target {args.model}/{args.version}")
+    route = state.route(args.model)
+    _log(f"init: admin password file {passwords}; gateway {args.model}: stable "
+         f"{route.stable.url if route else '?'} (weight {route.weight if route else 0}); "
+         f"target {args.model}/{args.version}")
     return 0
 
 

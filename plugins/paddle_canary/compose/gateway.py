@@ -1,7 +1,7 @@
 """The compose stack's gateway config, rendered on the Airflow side for the nginx container.
 
 The nginx container (``images/nginx``) and the Airflow services share the volume
-``/srv/paddle-canary/gateway`` (:attr:`StackPaths.gateway_dir` in the Airflow image); nginx runs
+``/srv/paddle-canary/gateway`` (:attr:`Settings.gateway_dir` in the Airflow image); nginx runs
 ``nginx.conf`` from there. The config is the local gateway's (:mod:`paddle_canary.traffic.
 nginx_template`) with one difference: it listens on every interface of the container (its
 network), not on 127.0.0.1, so the published port and the Airflow services reach it; backends are
@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from paddle_canary.traffic.base import RouterError
-from paddle_canary.traffic.nginx_config import GatewayState, render
+from paddle_canary.traffic.base import (HEADER_ROUTE, MANY_MODELS, MIRROR, Backend, ModelRoute,
+                                        RouterError, RouterHealth, TrafficRouter)
+from paddle_canary.traffic.nginx_config import GatewayState, render, status_document
 from paddle_canary.traffic.nginx_template import TEMPLATE
 
 PORT = 8000         # the gateway's port in its container (published on 127.0.0.1)
@@ -29,9 +30,11 @@ if COMPOSE_TEMPLATE.count("listen @{") != 2:  # the local template changed: fail
     raise RuntimeError("the gateway template's listen lines changed; update compose.gateway")
 
 
-def compose_state(workdir: Path | str, stable_url: str) -> GatewayState:
-    return GatewayState(workdir=str(workdir), port=PORT, status_port=STATUS_PORT,
-                        stable_url=stable_url)
+def compose_state(workdir: Path | str, model: str, version: str, stable_url: str
+                  ) -> GatewayState:
+    """The first state: ``model`` served by its stable ``version`` alone."""
+    state = GatewayState(workdir=str(workdir), port=PORT, status_port=STATUS_PORT)
+    return state.with_route(ModelRoute(model, stable=Backend(version, stable_url)))
 
 
 def _write(path: Path, text: str) -> None:
@@ -40,9 +43,10 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def init_gateway(workdir: Path | str, stable_url: str, *, force: bool = False) -> GatewayState:
-    """``nginx.conf`` and ``state.json`` in ``workdir`` for stable alone (weight 0), unless a
-    config is there already (a restarted stack keeps the weight a release set) or ``force``."""
+def init_gateway(workdir: Path | str, model: str, version: str, stable_url: str, *,
+                 force: bool = False) -> GatewayState:
+    """``nginx.conf`` and ``state.json`` in ``workdir`` for ``model``'s stable alone, unless a
+    config is there already (a restarted stack keeps the routes a release set) or ``force``."""
     workdir = Path(workdir)
     state_path = workdir / "state.json"
     if state_path.is_file() and (workdir / "nginx.conf").is_file() and not force:
@@ -53,7 +57,7 @@ def init_gateway(workdir: Path | str, stable_url: str, *, force: bool = False) -
         return state
     for sub in ("logs", "temp"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
-    state = compose_state(workdir, stable_url)
+    state = compose_state(workdir, model, version, stable_url)
     _write(workdir / "nginx.conf", render(state, COMPOSE_TEMPLATE))
     _write(state_path, state.to_json())
     return state
@@ -82,10 +86,14 @@ def gateway_container(client, service: str = "gateway"):
     return found[0]
 
 
-class ComposeGateway:
-    """The nginx container's gateway: config on the shared volume ``workdir``, checked with
-    ``nginx -t`` and reloaded with ``nginx -s reload`` in that container (Docker API), the live
-    state read from its status server on the compose network."""
+class ComposeGateway(TrafficRouter):
+    """The nginx container's gateway, as a :class:`TrafficRouter`: config on the shared volume
+    ``workdir``, checked with ``nginx -t`` and reloaded with ``nginx -s reload`` in that
+    container (Docker API), the live routes read from its status server on the compose
+    network. Backends are containers by name (``http://<container>:8080``)."""
+
+    kind = "nginx"
+    supports = frozenset({MIRROR, HEADER_ROUTE, MANY_MODELS})
 
     def __init__(self, workdir: Path | str, client, container=None,
                  status_url: str = f"http://gateway:{STATUS_PORT}"):
@@ -102,26 +110,51 @@ class ComposeGateway:
         return GatewayState.from_json((self.workdir / "state.json").read_text())
 
     def live_status(self) -> dict:
-        import json
+        """``{"generation", "default_model", "routes": {model: route dict}}`` as served."""
         import urllib.request
 
-        with urllib.request.urlopen(f"{self.status_url}/canary/state", timeout=3) as answer:
-            return json.loads(answer.read())
+        try:
+            with urllib.request.urlopen(f"{self.status_url}/canary/state", timeout=3) as answer:
+                return status_document(answer.read().decode())
+        except (OSError, ValueError) as exc:
+            raise RouterError(f"the compose gateway does not answer on {self.status_url}: "
+                              f"{exc}") from None
+
+    def live(self, model: str) -> ModelRoute | None:
+        found = self.live_status()["routes"].get(model)
+        return ModelRoute.from_dict(found) if found else None
+
+    def models(self) -> list[str]:
+        return sorted(self.live_status()["routes"])
+
+    def health(self) -> RouterHealth:
+        try:
+            live = self.live_status().get("generation")
+        except RouterError as exc:
+            return RouterHealth(up=False, in_sync=False, detail=str(exc))
+        expected = self.state().generation
+        if live != expected:
+            return RouterHealth(up=True, in_sync=False, detail=f"nginx serves generation {live}, "
+                                                               f"state file says {expected}")
+        return RouterHealth(up=True, in_sync=True, detail=f"generation {live}")
+
+    def apply(self, route: ModelRoute) -> None:
+        self.check_supported(route)
+        old = self.state()
+        if old.route(route.model) == route and self.health().ok:
+            return  # idempotent: nothing to reload
+        self._install(old.with_route(route).replace(generation=old.generation + 1))
 
     def _nginx(self, *args: str) -> tuple[int, str]:
         code, out = self.container.exec_run(
             ["nginx", *args, "-e", str(self.workdir / "logs" / "check.log")])
         return code, out.decode(errors="replace").strip()
 
-    def set_routes(self, stable_url: str, candidate_url: str | None,
-                   weight: int) -> GatewayState:
-        """Backends and weight in one checked reload; the old config keeps serving when nginx
-        refuses the new one or does not load it in time (RouterError either way)."""
+    def _install(self, new: GatewayState) -> GatewayState:
+        """``new`` in one checked reload; the old config keeps serving when nginx refuses the
+        new one or does not load it in time (RouterError either way)."""
         from paddle_canary.process import Timeout, wait_until
 
-        old = self.state()
-        new = old.replace(stable_url=stable_url, candidate_url=candidate_url, weight=weight,
-                          generation=old.generation + 1)
         text = render(new, COMPOSE_TEMPLATE)  # RouterError for a bad backend or weight
         candidate = self.workdir / "nginx.conf.new"
         _write(candidate, text)

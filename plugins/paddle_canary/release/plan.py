@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import os
 from typing import Any
 
 from paddle_canary.errors import UserError
 from paddle_canary.runtime.factory import RUNTIMES
+
+ENV_RUNTIME = "PADDLE_CANARY_RUNTIME"
 
 # The DAG has this many step slots (task groups); a plan may use fewer.
 MAX_STEPS = 12
@@ -187,7 +190,11 @@ def resolve_plan(registry, request: dict[str, Any], check_gates=None, run_id: st
                         "register a new version instead")
 
     defaults = registry.model_defaults(model)
-    merged = {**DEFAULT_PLAN, **(defaults.get("plan") or {})}
+    # The stack's own runtime (PADDLE_CANARY_RUNTIME: docker on the compose stack) replaces the
+    # built-in default; a model.yaml or the request still chooses over it.
+    stack_default = {"runtime": os.environ.get(ENV_RUNTIME)} if os.environ.get(ENV_RUNTIME) \
+        else {}
+    merged = {**DEFAULT_PLAN, **stack_default, **(defaults.get("plan") or {})}
     merged.update({k: v for k, v in request.items() if k in DEFAULT_PLAN and v is not None})
 
     steps = check_steps(merged["steps"])

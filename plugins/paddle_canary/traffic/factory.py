@@ -23,7 +23,17 @@ def _istio(settings: Settings) -> TrafficRouter:
     return IstioRouter.from_settings(KubeSettings.from_env())
 
 
-_FACTORIES: dict[str, Callable[[Settings], TrafficRouter]] = {"nginx": _nginx, "istio": _istio}
+def _compose(settings: Settings) -> TrafficRouter:
+    """The compose stack's nginx container, driven from an Airflow container (shared volume,
+    the engine's socket)."""
+    import docker
+
+    from paddle_canary.compose.gateway import ComposeGateway
+    return ComposeGateway(settings.gateway_dir, docker.from_env())
+
+
+_FACTORIES: dict[str, Callable[[Settings], TrafficRouter]] = {
+    "nginx": _nginx, "istio": _istio, "compose": _compose}
 
 ROUTERS: tuple[str, ...] = tuple(_FACTORIES)
 
