@@ -42,7 +42,7 @@ import numpy as np
 from paddle_canary import process
 from paddle_canary.analysis import GateConfig, PrometheusProvider, judge, stats
 from paddle_canary.analysis.counts import NoData
-from paddle_canary.analysis.prometheus_server import PrometheusServer
+from paddle_canary.localstack.prometheus import PrometheusServer
 from paddle_canary.loadgen.runner import run_load
 from paddle_canary.registry import Registry
 from paddle_canary.traffic.base import Backend, ModelRoute

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from analysis_live import Exporter
 
-from paddle_canary.analysis.prometheus_server import PrometheusServer
+from paddle_canary.localstack.prometheus import PrometheusServer
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from analysis_live import wait_scraped
 from analysis_serving import BROKEN, MODEL, Serving, Traffic, copy_as_version, poll
 
 from paddle_canary.analysis import GateConfig, PrometheusProvider, analyze, thresholds_for
-from paddle_canary.analysis.prometheus_server import PrometheusServer
+from paddle_canary.localstack.prometheus import PrometheusServer
 from paddle_canary.registry import Registry
 
 pytestmark = pytest.mark.slow

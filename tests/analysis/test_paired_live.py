@@ -11,7 +11,7 @@ from analysis_live import wait_scraped
 from analysis_serving import BROKEN, MODEL, ShadowServing, Serving, Traffic
 
 from paddle_canary.analysis import PrometheusProvider, analyze, thresholds_for
-from paddle_canary.analysis.prometheus_server import PrometheusServer
+from paddle_canary.localstack.prometheus import PrometheusServer
 from paddle_canary.registry import Registry
 
 pytestmark = pytest.mark.slow

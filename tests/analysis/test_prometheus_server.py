@@ -13,8 +13,8 @@ import yaml
 from analysis_live import scraped_value, wait_scraped
 
 from paddle_canary import process
-from paddle_canary.analysis.prometheus_server import (
-    TEMPLATE, PrometheusServer, render_config, write_target)
+from paddle_canary.localstack.prometheus import TEMPLATE, PrometheusServer, render_config
+from paddle_canary.runtime.scrape_targets import write_target
 from paddle_canary.analysis.provider import PrometheusProvider
 from paddle_canary.errors import UserError
 

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from paddle_canary import process
-from paddle_canary.analysis.prometheus_server import PrometheusServer, render_config
+from paddle_canary.localstack.prometheus import PrometheusServer, render_config
 from paddle_canary.ops import series
 from paddle_canary.ops.alertmanager import with_alerting
 from paddle_canary.ops.rules import RULES_FILE

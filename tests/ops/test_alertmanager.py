@@ -67,7 +67,7 @@ def test_with_alerting_adds_rules_and_alertmanager(tmp_path):
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.fail("promtool is not installed")
-    from paddle_canary.analysis.prometheus_server import render_config
+    from paddle_canary.localstack.prometheus import render_config
 
     text = alertmanager.with_alerting(render_config(tmp_path / "targets"), ["127.0.0.1:9093"],
                                       evaluation_interval_s=1)

@@ -196,9 +196,6 @@ class CanaryAnalysisSensor(BaseSensorOperator):
         self.slot = slot
         self.set_weight_task = set_weight_task
 
-    def poke(self, context) -> bool:  # pragma: no cover - execute() always defers
-        raise NotImplementedError("CanaryAnalysisSensor always defers to its trigger")
-
     def execute(self, context):
         plan = plan_of(context)
         if self.slot == SHADOW_SLOT:

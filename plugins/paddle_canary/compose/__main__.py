@@ -100,7 +100,7 @@ def cmd_images(args) -> int:
 
 
 def cmd_init(args) -> int:
-    from paddle_canary.analysis.prometheus_server import write_target
+    from paddle_canary.runtime.scrape_targets import write_target
     from paddle_canary.compose.gateway import init_gateway
     from paddle_canary.settings import Settings
 

@@ -63,7 +63,7 @@ class LocalStack:
                 "PADDLE_CANARY_AIRFLOW_PASSWORD": self.airflow.password()}
 
     def prometheus(self):
-        from paddle_canary.analysis.prometheus_server import PrometheusServer
+        from paddle_canary.localstack.prometheus import PrometheusServer
         return PrometheusServer(self.home / "prometheus", port=self.ports.prometheus,
                                 targets_dir=self.paths.targets_dir)
 
@@ -121,7 +121,7 @@ class LocalStack:
                     gw.apply_verified(route)
                 elif live.stable != route.stable:
                     gw.apply_verified(live.replace(stable=route.stable))
-        from paddle_canary.analysis.prometheus_server import write_gateway_target
+        from paddle_canary.runtime.scrape_targets import write_gateway_target
         write_gateway_target(self.paths.targets_dir, gw.status_url.split("//", 1)[1])
         if airflow:
             self.airflow.start()

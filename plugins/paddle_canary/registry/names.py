@@ -46,7 +46,7 @@ NGINX_PREFIX_MAX = 15     # longest fixed part of a per-model nginx variable ("c
 MODEL_MAX_LEN = NGINX_HASH_KEY_MAX - NGINX_PREFIX_MAX - 1  # 30
 SERVING_SUFFIX = "-serving"  # traffic.istio_objects.serving_app: "<model>-serving"
 KUBERNETES_NAME_MAX = 63
-TARGET_SEPARATOR = "--"   # analysis.prometheus_server.target_path: "<model>--<version>.json"
+TARGET_SEPARATOR = "--"   # runtime.scrape_targets.target_path: "<model>--<version>.json"
 
 
 def check_model_name(name: object) -> str:

@@ -32,7 +32,7 @@ From the environment (:meth:`DockerRuntime.from_env`, what ``runtime=docker`` in
 ``PADDLE_CANARY_DOCKER_DEVICE`` (``cpu``), ``PADDLE_CANARY_IMAGE_REGISTRY`` (pull from there).
 
 Prometheus: with ``targets_dir`` the runtime writes the version's file_sd target on deploy and
-removes it on remove (:func:`paddle_canary.analysis.prometheus_server.write_target`).
+removes it on remove (:func:`paddle_canary.runtime.scrape_targets.write_target`).
 """
 
 from __future__ import annotations
@@ -372,7 +372,7 @@ class DockerRuntime(Runtime):
 
     def _register(self, endpoint: Endpoint) -> None:
         if self.targets_dir is not None:
-            from paddle_canary.analysis.prometheus_server import write_target
+            from paddle_canary.runtime.scrape_targets import write_target
 
             write_target(self.targets_dir, endpoint.model, endpoint.version,
                          [self._address(endpoint)])
@@ -390,7 +390,7 @@ class DockerRuntime(Runtime):
     def remove(self, model: str, version: str) -> None:
         self._remove_containers(model, version)
         if self.targets_dir is not None:
-            from paddle_canary.analysis.prometheus_server import remove_target
+            from paddle_canary.runtime.scrape_targets import remove_target
 
             remove_target(self.targets_dir, model, version)
 

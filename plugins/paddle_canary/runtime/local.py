@@ -207,7 +207,7 @@ class LocalRuntime(Runtime):
 
     def _scrape(self, endpoint: Endpoint) -> None:
         if self.targets_dir is not None:
-            from paddle_canary.analysis.prometheus_server import write_target
+            from paddle_canary.runtime.scrape_targets import write_target
             write_target(self.targets_dir, endpoint.model, endpoint.version,
                          [urlsplit(endpoint.url).netloc])
 
@@ -272,7 +272,7 @@ class LocalRuntime(Runtime):
     def remove(self, model: str, version: str) -> None:
         key = f"{model}/{version}"
         if self.targets_dir is not None:
-            from paddle_canary.analysis.prometheus_server import remove_target
+            from paddle_canary.runtime.scrape_targets import remove_target
             remove_target(self.targets_dir, model, version)
         with self._lock:
             state = self._read()
