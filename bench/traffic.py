@@ -159,7 +159,6 @@ def _spread(values: list[float]) -> str:
 
 
 def report(lat: dict, paced: dict, split: dict, args, elapsed: float) -> str:
-    d, n = lat["direct"], lat["nginx"]
     lines = [
         f"{HEADING}",
         "",

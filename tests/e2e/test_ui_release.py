@@ -71,7 +71,7 @@ def test_a_rolled_back_release_as_the_ui_shows_it(stack, client):  # noqa: F811
 
     lines = task_log_lines(stack, run_id, "rollback")
     assert f"rollback traffic: every user of {MODEL} on stable v1, candidate weight 0" in lines
-    assert f"rollback candidate: bad-slow stopped" in lines
+    assert "rollback candidate: bad-slow stopped" in lines
     last = [line for line in lines if line.startswith("outcome: ")]
     assert last and last[-1].startswith("outcome: rolled_back; reason: latency_p95 fail")
     assert last[-1].endswith(f"; report: {url}")

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 
 import pytest
-from registry_helpers import FIXTURES_ROOT, MODEL, export_copy, snapshot
+from registry_helpers import MODEL, export_copy, snapshot
 
 from paddle_canary.registry import RegistryError, check_model_name, check_version_name
 from paddle_canary.registry.names import (MODEL_MAX_LEN, NGINX_HASH_KEY_MAX, NGINX_PREFIX_MAX,

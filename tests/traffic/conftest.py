@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from traffic_helpers import MODEL, STABLE, CANDIDATE, Serving
+from traffic_helpers import MODEL, STABLE, CANDIDATE, Serving, route
 
 from paddle_canary import process
 from paddle_canary.registry import Registry, default_root
-from paddle_canary.traffic.base import Backend, ModelRoute
 from paddle_canary.traffic.nginx import NginxRouter
 
 
@@ -43,14 +42,6 @@ def serve(tmp_path):
     yield start
     for s in started:
         s.stop()
-
-
-def route(stable_url: str, candidate_url: str | None = None, weight: int = 0,
-          model: str = MODEL, **kwargs) -> ModelRoute:
-    """risk-score's route: v1 stable at ``stable_url``, v2 candidate at ``candidate_url``."""
-    return ModelRoute(model, stable=Backend(STABLE, stable_url),
-                      candidate=Backend(CANDIDATE, candidate_url) if candidate_url else None,
-                      weight=weight, **kwargs)
 
 
 @pytest.fixture

@@ -12,14 +12,13 @@ import signal
 import pytest
 
 from paddle_canary import process
-from paddle_canary.traffic.base import Backend, InvalidWeight, ModelRoute, RouterError
+from paddle_canary.traffic.base import InvalidWeight, RouterError
 from paddle_canary.traffic.buckets import bucket, routes_to_candidate
 from paddle_canary.traffic.nginx import NginxRouter
 from paddle_canary.traffic.nginx_process import children
 from paddle_canary.traffic.nginx_template import TEMPLATE
 
-from conftest import route
-from traffic_helpers import MODEL
+from traffic_helpers import MODEL, route
 
 USERS = [f"user-{i:06d}" for i in range(1, 10_001)]
 # Nothing needs to listen on these: only the echo location is asked.

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from paddle_canary.runtime.local import ServeProcess
+from paddle_canary.traffic.base import Backend, ModelRoute
 
 MODEL = "risk-score"
 STABLE, CANDIDATE = "v1", "v2"
@@ -40,3 +41,11 @@ def predict(url: str, user_id: str | None, features, conn: http.client.HTTPConne
     finally:
         if own:
             conn.close()
+
+
+def route(stable_url: str, candidate_url: str | None = None, weight: int = 0,
+          model: str = MODEL, **kwargs) -> ModelRoute:
+    """risk-score's route: v1 stable at ``stable_url``, v2 candidate at ``candidate_url``."""
+    return ModelRoute(model, stable=Backend(STABLE, stable_url),
+                      candidate=Backend(CANDIDATE, candidate_url) if candidate_url else None,
+                      weight=weight, **kwargs)

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from paddle_canary.images.base import BASE_TAG, ensure_base
+from paddle_canary.images.base import ensure_base
 from paddle_canary.images.build import _run_build, write_context
 from paddle_canary.images.engine import ImageError
 from paddle_canary.images.paths import cache_dir as default_cache_dir

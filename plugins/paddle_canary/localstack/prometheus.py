@@ -17,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from paddle_canary import process
 from paddle_canary.errors import UserError
+from paddle_canary.local_server import LocalServer
 from paddle_canary.runtime.scrape_targets import remove_target, write_target
 from paddle_canary.settings import REPO
 
@@ -53,43 +53,22 @@ def render_config(targets_dir: Path | str, scrape_interval_s: float = 1.0,
     return yaml.safe_dump(config, sort_keys=False)
 
 
-class PrometheusServer:
+class PrometheusServer(LocalServer):
     """One local Prometheus process under ``workdir`` (config, data/, log, pidfile; targets/
     unless ``targets_dir`` is given). Another instance with the same ``workdir`` can stop it."""
+
+    NAME = "Prometheus"
 
     def __init__(self, workdir: Path | str, port: int | None = None,
                  scrape_interval_s: float = 1.0, binary: str = "prometheus",
                  retention: str = "1d", targets_dir: Path | str | None = None) -> None:
-        self.workdir = Path(workdir)
-        self.port = port or process.free_port()
+        super().__init__(workdir, port)
         self.scrape_interval_s = scrape_interval_s
         self.binary = binary
         self.retention = retention
         self.config_path = self.workdir / "prometheus.yml"
         self.targets_dir = Path(targets_dir) if targets_dir else self.workdir / "targets"
         self.data_dir = self.workdir / "data"
-        self.log_path = self.workdir / "prometheus.log"
-        self.pid_path = self.workdir / "prometheus.pid"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return process.read_pidfile(self.pid_path)
-
-    def running(self) -> bool:
-        pid = self.pid
-        return pid is not None and process.pid_alive(pid)
-
-    def is_ready(self) -> bool:
-        import requests
-
-        try:
-            return requests.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200
-        except requests.RequestException:
-            return False
 
     def start(self, timeout: float = 30.0) -> "PrometheusServer":
         """Render the config, start Prometheus and wait until ``/-/ready`` answers."""
@@ -103,26 +82,13 @@ class PrometheusServer:
         self.targets_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(render_config(self.targets_dir, self.scrape_interval_s))
-        proc = process.spawn([
+        self._launch([
             exe, f"--config.file={self.config_path}",
             f"--storage.tsdb.path={self.data_dir}",
             f"--storage.tsdb.retention.time={self.retention}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
+            f"--web.listen-address={self.address}",
             "--web.enable-lifecycle", "--log.level=warn",
-        ], self.log_path, cwd=self.workdir, owner=self.workdir)
-        self.pid_path.write_text(f"{proc.pid}\n")
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"Prometheus exited with {proc.returncode}: "
-                                   f"{self._log_tail()}")
-            return self.is_ready()
-
-        try:
-            process.wait_until(ready, timeout, what=f"Prometheus ready at {self.url}")
-        except (process.Timeout, RuntimeError):
-            self.stop()
-            raise
+        ], timeout)
         return self
 
     def reload(self) -> None:
@@ -134,27 +100,8 @@ class PrometheusServer:
         if resp.status_code != 200:
             raise UserError(f"Prometheus refused the new config: {resp.text.strip()}")
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """Stop the process recorded in the pidfile (SIGTERM, then SIGKILL after ``timeout``)."""
-        pid = self.pid
-        if pid is not None:
-            process.stop_pid(pid, timeout=timeout)
-        self.pid_path.unlink(missing_ok=True)
-
     def add_target(self, model: str, version: str, addresses: list[str]) -> Path:
         return write_target(self.targets_dir, model, version, addresses)
 
     def remove_target(self, model: str, version: str) -> bool:
         return remove_target(self.targets_dir, model, version)
-
-    def __enter__(self) -> "PrometheusServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def _log_tail(self, n: int = 800) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-n:]
-        except FileNotFoundError:
-            return "(no log)"

@@ -18,8 +18,8 @@ from urllib.parse import urlparse
 
 import yaml
 
-from paddle_canary import process
 from paddle_canary.errors import UserError
+from paddle_canary.local_server import LocalServer
 from paddle_canary.ops.rules import RULES_DIR
 from paddle_canary.settings import REPO
 
@@ -95,43 +95,16 @@ def binary() -> str:
                     "prometheus-alertmanager)")
 
 
-class AlertmanagerServer:
+class AlertmanagerServer(LocalServer):
     """One local Alertmanager under ``workdir`` (alertmanager.yml 0600, data/, log, pidfile)."""
 
+    NAME = "Alertmanager"
+
     def __init__(self, workdir: Path | str, config_text: str, port: int | None = None) -> None:
-        self.workdir = Path(workdir)
+        super().__init__(workdir, port)
         self.config_text = config_text
-        self.port = port or process.free_port()
         self.config_path = self.workdir / "alertmanager.yml"
         self.data_dir = self.workdir / "data"
-        self.log_path = self.workdir / "alertmanager.log"
-        self.pid_path = self.workdir / "alertmanager.pid"
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.address}"
-
-    @property
-    def pid(self) -> int | None:
-        return process.read_pidfile(self.pid_path)
-
-    def running(self) -> bool:
-        pid = self.pid
-        return pid is not None and process.pid_alive(pid)
-
-    def is_ready(self) -> bool:
-        import urllib.error
-        import urllib.request
-
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1.0) as resp:
-                return resp.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
 
     def _write_config(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -148,41 +121,10 @@ class AlertmanagerServer:
             raise UserError(f"Alertmanager already runs from {self.workdir} (pid {self.pid})")
         self._write_config()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        proc = process.spawn([
+        self._launch([
             exe, f"--config.file={self.config_path}", f"--storage.path={self.data_dir}",
             f"--web.listen-address={self.address}",
             "--cluster.listen-address=",  # a single instance: no gossip port
             "--log.level=warn",
-        ], self.log_path, cwd=self.workdir)
-        self.pid_path.write_text(f"{proc.pid}\n")
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"Alertmanager exited with {proc.returncode}: "
-                                   f"{self._log_tail()}")
-            return self.is_ready()
-
-        try:
-            process.wait_until(ready, timeout, what=f"Alertmanager ready at {self.url}")
-        except (process.Timeout, RuntimeError):
-            self.stop()
-            raise
+        ], timeout)
         return self
-
-    def stop(self, timeout: float = 15.0) -> None:
-        pid = self.pid
-        if pid is not None:
-            process.stop_pid(pid, timeout=timeout)
-        self.pid_path.unlink(missing_ok=True)
-
-    def __enter__(self) -> "AlertmanagerServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def _log_tail(self, n: int = 800) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-n:]
-        except FileNotFoundError:
-            return "(no log)"

@@ -210,7 +210,7 @@ def render(plan: dict[str, Any], events: list[dict[str, Any]], summary: dict[str
         f"<p class='note'>Generated {_when(time.time())} UTC by paddle-canary.</p>",
     ]
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
             + (f"<meta http-equiv='refresh' content='{int(refresh_s)}'>" if refresh_s else "") +
             f"<title>{escape('Release report: ' + title)}</title><style>{CSS}</style></head>"
             f"<body><main>{''.join(body)}</main></body></html>\n")
