@@ -41,6 +41,8 @@ def test_every_kind_round_trips_through_a_journal(tmp_path):
         ev.FullPromotionRequested(by="ana", reason="hotfix CVE-1"),
         ev.Undone(by="bo", reason="complaints", restored="v1", version="v2",
                   incomplete=["registry: x"]),
+        ev.WindowWait(step=2, weight=15, until=1796115600.0,
+                      window="mon,tue,wed,thu,fri 09:00-17:00 Europe/Berlin"),
     ]
     journal = Journal(tmp_path / "r.jsonl")
     for e in written:

@@ -173,6 +173,15 @@ class SetWeightOperator(ReleaseTask):
             self.log.info("the release is paused: the weight stays until it is resumed")
             self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=HOLD_POLL_S)),
                        method_name="execute_after_hold")
+        opens = release.window_wait(self.slot + 1, weight)
+        if opens is not None:
+            # the model's promotion window is closed: wait in the triggerer until it opens
+            # (approvals can still be answered; a rollback never waits)
+            self.log.info("outside the promotion window (%s): %d %% waits until %s UTC",
+                          release.plan.window().describe(), weight,
+                          datetime.fromtimestamp(opens, timezone.utc).isoformat(timespec="minutes"))
+            self.defer(trigger=DateTimeTrigger(datetime.fromtimestamp(opens, timezone.utc)),
+                       method_name="execute_after_hold")
         return release.set_step_weight(self.slot + 1, weight)
 
     def execute_after_hold(self, context, event=None):

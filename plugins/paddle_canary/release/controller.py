@@ -24,6 +24,7 @@ imports this module through the operators, and Airflow parses DAG files often.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 from paddle_canary.release import events as ev
@@ -289,6 +290,24 @@ class Release:
         at = time.time()
         self.record(ev.MirrorSet(share=p.shadow_mirror, ts=at))
         return {"mirror": p.shadow_mirror, "at": at, "step": 0}
+
+    def window_wait(self, step: int, weight: int, now: float | None = None) -> float | None:
+        """When step ``step`` (to ``weight`` %) may move traffic: ``None`` now (the model has no
+        promotion window, or it is open), else the unix time the window next opens, recorded
+        once per step and opening time (``window_wait``)."""
+        window = self.plan.window()
+        now = time.time() if now is None else now
+        if window is None:
+            return None
+        opens = window.next_open(datetime.fromtimestamp(now, timezone.utc))
+        if opens is None:
+            return None
+        until = opens.timestamp()
+        if not any(e.step == step and e.until == until
+                   for e in ev.of_kind(self.events(), ev.WindowWait)):
+            self.record(ev.WindowWait(step=step, weight=weight, until=until,
+                                      window=window.describe(), ts=now))
+        return until
 
     def set_step_weight(self, step: int, weight: int) -> dict[str, Any]:
         """Move the candidate to ``weight`` % (step ``step``, 1-based), read back from the data

@@ -39,6 +39,7 @@ PAUSED = "paused"
 RESUMED = "resumed"
 FULL_PROMOTION = "full_promotion"
 UNDONE = "undone"
+WINDOW_WAIT = "window_wait"
 
 # ---- outcomes ---------------------------------------------------------------------------------
 
@@ -254,6 +255,17 @@ class Undone(Event):
     restored: str
     version: str
     incomplete: list[str] = dataclasses.field(default_factory=list)
+
+
+@_kind(WINDOW_WAIT)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WindowWait(Event):
+    """Step ``step`` (to ``weight`` %) became due outside the model's promotion window
+    (``window``, as :meth:`PromotionWindow.describe` says it) and waits until ``until``."""
+    step: int
+    weight: int
+    until: float
+    window: str
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -81,6 +81,17 @@ class ReleasePlan:
     #: ``{"name": header, "value": value}``: requests carrying it go to the candidate from
     #: deploy until promotion or rollback, at any weight (internal testers); None = no such route
     header_route: dict[str, str] | None = None
+    #: model.yaml's ``promotion_window`` (:mod:`paddle_canary.release.window`): steps move
+    #: traffic only inside it; None = any time
+    promotion_window: dict[str, Any] | None = None
+
+    def window(self):
+        """The promotion window as a :class:`~paddle_canary.release.window.PromotionWindow`,
+        or None when the model has none."""
+        if not self.promotion_window:
+            return None
+        from paddle_canary.release.window import PromotionWindow
+        return PromotionWindow.parse(self.promotion_window)
 
     def step_at(self, slot: int) -> int | None:
         """The weight of step slot ``slot`` (0-based), or None when the plan has no such step."""
@@ -219,6 +230,13 @@ def resolve_plan(registry, request: dict[str, Any], check_gates=None, run_id: st
     if not isinstance(overrides, dict):
         raise PlanError(f"gates must be an object of gate -> thresholds, got {overrides!r}")
     gates = check_gates(gate_defaults, overrides) if check_gates else {**gate_defaults, **overrides}
+    window = None
+    if defaults.get("promotion_window") is not None:
+        from paddle_canary.release.window import PromotionWindow, WindowError
+        try:
+            window = PromotionWindow.parse(defaults["promotion_window"]).to_dict()
+        except WindowError as exc:
+            raise PlanError(f"{model}'s model.yaml: {exc}") from None
 
     return ReleasePlan(
         model=model,
@@ -237,4 +255,5 @@ def resolve_plan(registry, request: dict[str, Any], check_gates=None, run_id: st
         shadow_s=_number("shadow_s", merged["shadow_s"], 0),
         shadow_mirror=int(mirror),
         header_route=check_header_route(request.get("header_route")),
+        promotion_window=window,
     )

@@ -213,6 +213,13 @@ def _manual_state(settings, model: str, run_id: str) -> list[str]:
     asked = manual.full_promotion(events)
     if asked:
         out.append(f"full promotion asked by {asked.by}: {asked.reason}")
+    waits = ev.of_kind(events, ev.WindowWait)
+    if waits and waits[-1].until > time.time() and not any(
+            e.step == waits[-1].step for e in ev.of_kind(events, ev.WeightSet)):
+        from datetime import datetime, timezone
+        opens = datetime.fromtimestamp(waits[-1].until, timezone.utc)
+        out.append(f"waiting for the promotion window ({waits[-1].window}): "
+                   f"{waits[-1].weight} % at {opens:%Y-%m-%d %H:%M} UTC")
     return out
 
 

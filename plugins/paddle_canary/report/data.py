@@ -224,6 +224,13 @@ def manual_actions(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for e in ordered(events) if e.get("event") in MANUAL_KINDS]
 
 
+def window_waits(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Steps that waited for the model's promotion window: when, which step, until when."""
+    return [{"at": ts_of(e), "step": e.get("step"), "weight": e.get("weight"),
+             "until": e.get("until"), "window": e.get("window") or ""}
+            for e in ordered(events) if e.get("event") == ev.WINDOW_WAIT]
+
+
 # ---- verdicts -----------------------------------------------------------------------------
 
 _STEP = re.compile(r"step_(\d+)")
@@ -385,6 +392,7 @@ def summary(plan: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any
         "fault_to_zero_note": ftz["note"],
         "approvals": approvals(events),
         "manual": manual_actions(events),
+        "window_waits": window_waits(events),
         "verdicts": [{"task": v["task"], "weight": v["weight"], "ts": v["ts"],
                       "status": status_of(v["verdict"]),
                       "reason": v["verdict"].get("reason"),

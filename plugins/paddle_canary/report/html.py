@@ -204,6 +204,7 @@ def render(plan: dict[str, Any], events: list[dict[str, Any]], summary: dict[str
         _verdict_tables(plan, events, start),
         _approvals_table(summary, start),
         _manual_table(summary, start),
+        _window_table(summary, start),
         "<h2>Plan</h2>",
         _plan_block(plan),
         _event_log(events, start),
@@ -594,6 +595,20 @@ def _manual_table(summary, start) -> str:
         f"<td>{escape(str(m.get('reason') or ''))}</td></tr>" for m in summary["manual"])
     return ("<h2>By hand</h2><table><tr><th>time</th><th>action</th><th>by</th><th>why</th>"
             "</tr>" + rows + "</table>")
+
+
+def _window_table(summary, start) -> str:
+    waits = summary.get("window_waits") or []
+    if not waits:
+        return ""
+    rows = "".join(
+        f"<tr><td class=num>{escape(_offset(w.get('at'), start))}</td>"
+        f"<td class=num>{escape(str(w.get('weight')))} %</td>"
+        f"<td>{escape(_when(w.get('until')))} UTC</td>"
+        f"<td>{escape(svg.fmt_duration((w.get('until') or 0) - (w.get('at') or 0)))}</td>"
+        f"<td>{escape(str(w.get('window')))}</td></tr>" for w in waits)
+    return ("<h2>Promotion window</h2><table><tr><th>time</th><th>step</th><th>waited until"
+            "</th><th>wait</th><th>window</th></tr>" + rows + "</table>")
 
 
 def _plan_block(plan) -> str:
