@@ -78,9 +78,17 @@ class Probe:
                         self._ask(http, model, user)
 
     def _ask(self, http: httpx.Client, model: str, user: str) -> None:
+        def post():
+            return http.post(f"{self.url}/models/{model}/predict", headers={"X-User-ID": user},
+                             json={"user_id": user, "features": [1.0] * FEATURES[model]})
         try:
-            r = http.post(f"{self.url}/models/{model}/predict", headers={"X-User-ID": user},
-                          json={"user_id": user, "features": [1.0] * FEATURES[model]})
+            try:
+                r = post()
+            except (httpx.ReadError, httpx.RemoteProtocolError):
+                # An idle keep-alive connection closed by a reload's old worker as the request
+                # went out (the request never reached a model): ask again on a new connection,
+                # as the loadgen and urllib3-style clients do. A second failure counts.
+                r = post()
         except httpx.HTTPError as exc:
             self.failures.append(f"{model} {user}: {type(exc).__name__}: {exc}")
             return
