@@ -11,8 +11,6 @@ It works from the journal alone; Prometheus adds detail when it answers.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from datetime import datetime, timezone
 from html import escape
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from paddle_canary.errors import UserError
+from paddle_canary.files import replace_file
 from paddle_canary.registry.names import check_model_name
 from paddle_canary.release import events as ev
 from paddle_canary.release import journal
@@ -91,9 +90,8 @@ def write_report(plan: dict[str, Any], events: list[dict[str, Any]], paths,
         "p95_source": metrics["p95_source"], "rejection_source": metrics["rejection_source"],
         "score_rows": {v: sum(c) for v, c in (metrics["scores"].get("counts") or {}).items()},
         "note": metrics.get("note")})
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(json_path, json.dumps(summary, indent=2, default=str) + "\n")
-    _write_atomic(html_path, page)
+    replace_file(json_path, json.dumps(summary, indent=2, default=str) + "\n")
+    replace_file(html_path, page)
     return html_path
 
 
@@ -127,18 +125,6 @@ def page_from_journal(records: list[dict[str, Any]], settings, *, run_url: str |
     metrics = _metrics(plan, records, settings.prometheus_url)
     live = refresh_s if data.outcome(records)["outcome"] == ev.UNFINISHED else None
     return render(plan, records, summary, metrics, run_url=run_url, refresh_s=live)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _metrics(plan: dict[str, Any], events: list[dict[str, Any]], url: str) -> dict[str, Any]:

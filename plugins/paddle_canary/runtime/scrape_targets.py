@@ -10,11 +10,10 @@ also register the gateway's status server (:func:`write_gateway_target`).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from paddle_canary.errors import UserError
+from paddle_canary.files import replace_file
 
 
 def target_path(targets_dir: Path | str, model: str, version: str) -> Path:
@@ -34,7 +33,7 @@ def write_target(targets_dir: Path | str, model: str, version: str,
     if not addresses or not all(isinstance(a, str) and ":" in a for a in addresses):
         raise UserError(f"targets must be host:port strings, got {addresses!r}")
     path = target_path(targets_dir, model, version)
-    _replace_file(path, json.dumps([{"targets": list(addresses),
+    replace_file(path, json.dumps([{"targets": list(addresses),
                                      "labels": {"model": model, "version": version}}]))
     return path
 
@@ -43,25 +42,8 @@ def write_gateway_target(targets_dir: Path | str, address: str) -> Path:
     """Scrape the gateway's own series (``host:port`` of its status server); no model or
     version label, so ``up{model!="", version!=""}`` still counts serving targets only."""
     path = Path(targets_dir) / "gateway.json"
-    _replace_file(path, json.dumps([{"targets": [address], "labels": {"component": "gateway"}}]))
+    replace_file(path, json.dumps([{"targets": [address], "labels": {"component": "gateway"}}]))
     return path
-
-
-def _replace_file(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file of its own beside ``path``, then rename it over
-    ``path``: Prometheus never reads half a file, and two writers at once (two deploys of the
-    same version) each rename a whole file of their own instead of racing on one fixed
-    temporary name. 0644: Prometheus may run as another user; a target holds no secret."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def remove_target(targets_dir: Path | str, model: str, version: str) -> bool:
