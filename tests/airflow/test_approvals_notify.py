@@ -10,37 +10,18 @@ are called with the context fields they read.
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
-import yaml
+from card_helpers import set_card
 
 from paddle_canary.ops import notify
 from paddle_canary.ops.approvals import ApprovalPolicy, ApprovalPolicyError
 from paddle_canary.release import controller
 from paddle_canary.release import events as ev
-from paddle_canary.settings import Settings
 
 MODEL = "risk-score"
-
-
-@pytest.fixture
-def settings(tmp_path, registry_root, monkeypatch, airflow_home):
-    root = tmp_path / "registry"
-    shutil.copytree(registry_root, root, ignore=shutil.ignore_patterns("release.lock", ".lock"))
-    s = Settings(home=tmp_path / "home", registry_root=root, prometheus_url="http://127.0.0.1:9")
-    for key, value in s.to_env().items():
-        monkeypatch.setenv(key, value)
-    return s
-
-
-def set_card(settings, **sections) -> None:
-    path = settings.registry_root / MODEL / "model.yaml"
-    card = yaml.safe_load(path.read_text())
-    card.update(sections)
-    path.write_text(yaml.safe_dump(card))
 
 
 @pytest.fixture
@@ -111,7 +92,7 @@ def test_defaults_time_out_to_reject_and_let_anyone_allowed_answer():
 
 def test_the_approval_task_gets_owners_timeout_reject_default_and_notifiers(
         settings, webhook_receiver, smtp_sink, smtp_conn):
-    set_card(settings,
+    set_card(settings, MODEL,
              approvals={"owners": ["ana", "bo"], "four_eyes": True, "response_timeout_s": 900},
              notify={"webhooks": [webhook_receiver.url_for("/hooks/T0/B0")],
                      "email": ["oncall@example.com"], "smtp_conn_id": smtp_conn,
@@ -150,7 +131,7 @@ def test_the_approval_task_gets_owners_timeout_reject_default_and_notifiers(
 
 
 def test_four_eyes_with_only_the_triggering_owner_fails_the_task_clearly(settings):
-    set_card(settings, approvals={"owners": ["ana"], "four_eyes": True})
+    set_card(settings, MODEL, approvals={"owners": ["ana"], "four_eyes": True})
     release = release_of(settings)
     op = approval()
     from airflow.sdk.exceptions import AirflowFailException
@@ -182,7 +163,7 @@ def test_the_triggering_user_cannot_approve_under_four_eyes(settings):
     """Airflow refuses users outside assigned_users (403); an auth manager that lets every
     user answer (simple_auth_manager_all_admins) is caught here, after the fact."""
     from airflow.sdk.exceptions import AirflowFailException
-    set_card(settings, approvals={"owners": ["ana", "bo"], "four_eyes": True})
+    set_card(settings, MODEL, approvals={"owners": ["ana", "bo"], "four_eyes": True})
     release = release_of(settings)
     with pytest.raises(AirflowFailException, match="four eyes: ana triggered"):
         approval().execute_complete(context_for(release, user="ana"), event("Approve", "ana"))
@@ -197,7 +178,7 @@ def test_the_triggering_user_cannot_approve_under_four_eyes(settings):
 
 def test_a_rollback_is_told_with_its_reason_and_report(settings, webhook_receiver, smtp_sink,
                                                         smtp_conn):
-    set_card(settings, notify={"webhooks": [webhook_receiver.url_for("/hook")],
+    set_card(settings, MODEL, notify={"webhooks": [webhook_receiver.url_for("/hook")],
                                "email": ["oncall@example.com"], "smtp_conn_id": smtp_conn,
                                "from_email": "canary@example.com"})
     release = release_of(settings)
@@ -221,7 +202,7 @@ def test_a_rollback_is_told_with_its_reason_and_report(settings, webhook_receive
 
 def test_an_undeliverable_notice_is_logged_not_fatal(settings, webhook_receiver, caplog):
     webhook_receiver.status = 500
-    set_card(settings, notify={"webhooks": [webhook_receiver.url_for("/hooks/secret-token")]})
+    set_card(settings, MODEL, notify={"webhooks": [webhook_receiver.url_for("/hooks/secret-token")]})
     release = release_of(settings)
     release.record_failure("deploy_candidate", "boom")
     from paddle_canary.airflow.release_notices import ReleaseOutcomeNotifier

@@ -5,7 +5,6 @@ fields they read (no scheduler), over a real registry, lock and journal."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from datetime import datetime, timezone
 from types import SimpleNamespace
@@ -14,22 +13,16 @@ import pytest
 
 from paddle_canary.release import controller, manual
 from paddle_canary.release import events as ev
-from paddle_canary.settings import Settings
 
 MODEL = "risk-score"
 
 
 @pytest.fixture
-def release(tmp_path, registry_root, monkeypatch, airflow_home):
-    root = tmp_path / "registry"
-    shutil.copytree(registry_root, root, ignore=shutil.ignore_patterns("release.lock", ".lock"))
-    s = Settings(home=tmp_path / "home", registry_root=root, prometheus_url="http://127.0.0.1:9")
-    for key, value in s.to_env().items():
-        monkeypatch.setenv(key, value)
+def release(settings):
     plan = controller.prepare({"model": MODEL, "version": "v2", "steps": [5, 25, 50, 100],
                                "approvals_before": [50, 100], "step_interval_s": 600},
-                              run_id="run-1", settings=s)
-    return controller.open_release(plan, s)
+                              run_id="run-1", settings=settings)
+    return controller.open_release(plan, settings)
 
 
 def ctx(release, weight_at=None):

@@ -6,17 +6,15 @@ read (no scheduler), over a real registry, lock and journal."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
-import yaml
+from card_helpers import set_card
 
 from paddle_canary.release import controller
 from paddle_canary.release import events as ev
 from paddle_canary.release.plan import PlanError
-from paddle_canary.settings import Settings
 
 MODEL = "risk-score"
 ALL_DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -33,23 +31,6 @@ def closed_now() -> dict:
 
 def open_now() -> dict:
     return {"days": ALL_DAYS, "hours": "00:00-24:00", "timezone": "UTC"}
-
-
-@pytest.fixture
-def settings(tmp_path, registry_root, monkeypatch, airflow_home):
-    root = tmp_path / "registry"
-    shutil.copytree(registry_root, root, ignore=shutil.ignore_patterns("release.lock", ".lock"))
-    s = Settings(home=tmp_path / "home", registry_root=root, prometheus_url="http://127.0.0.1:9")
-    for key, value in s.to_env().items():
-        monkeypatch.setenv(key, value)
-    return s
-
-
-def with_window(settings, window) -> None:
-    path = settings.registry_root / MODEL / "model.yaml"
-    card = yaml.safe_load(path.read_text())
-    card["promotion_window"] = window
-    path.write_text(yaml.safe_dump(card, sort_keys=False))
 
 
 def release_of(settings):
@@ -69,7 +50,7 @@ def test_a_step_due_outside_the_window_waits_deferred_until_it_opens(settings):
     from airflow.sdk.exceptions import TaskDeferred
 
     from paddle_canary.airflow.operators import SetWeightOperator
-    with_window(settings, closed_now())
+    set_card(settings, MODEL, promotion_window=closed_now())
     release = release_of(settings)
     opens = release.plan.window().next_open(datetime.now(timezone.utc))
     assert opens is not None
@@ -89,7 +70,7 @@ def test_inside_the_window_the_weight_moves_at_once(settings):
     from airflow.sdk.exceptions import AirflowFailException
 
     from paddle_canary.airflow.operators import SetWeightOperator
-    with_window(settings, open_now())
+    set_card(settings, MODEL, promotion_window=open_now())
     release = release_of(settings)
     # no gateway runs in this test: reaching it is what "not held" means here
     with pytest.raises(AirflowFailException, match="gateway"):
@@ -103,7 +84,7 @@ def test_no_window_means_any_time(settings):
 
 
 def test_a_window_the_model_yaml_cannot_hold_refuses_the_release(settings):
-    with_window(settings, {"hours": "17:00-09:00"})
+    set_card(settings, MODEL, promotion_window={"hours": "17:00-09:00"})
     with pytest.raises(PlanError, match="risk-score's model.yaml: promotion_window.hours"):
         release_of(settings)
 
@@ -112,7 +93,7 @@ def test_the_report_shows_the_wait(settings):
     from paddle_canary.report.data import summary as summarize
     from paddle_canary.report.html import page_from_journal
 
-    with_window(settings, closed_now())
+    set_card(settings, MODEL, promotion_window=closed_now())
     release = release_of(settings)
     until = release.window_wait(1, 5)
     records = release.journal.records()
@@ -125,7 +106,7 @@ def test_the_report_shows_the_wait(settings):
 def test_status_says_what_the_step_waits_for(settings):
     from paddle_canary.release.run_commands import _manual_state
 
-    with_window(settings, closed_now())
+    set_card(settings, MODEL, promotion_window=closed_now())
     release = release_of(settings)
     release.window_wait(1, 5)
     [line] = _manual_state(settings, MODEL, "run-1")
