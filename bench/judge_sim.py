@@ -158,11 +158,18 @@ def run(judge_name: str, scenario: str, sequences: int, scores: dict,
     return out
 
 
-def release_aa(releases: int, scores: dict, total_alpha: float, spend: bool,
+def release_aa(releases: int, scores: dict, total_alpha: float, mode: str,
                looks_per_step: int = 10) -> dict:
     """Releases of 11 steps (5, 15, ..., 95, 100 %) of an identical candidate, paired judge,
-    every step a fresh window looked at ``looks_per_step`` times; 1,000 requests a look."""
+    every step a fresh window looked at ``looks_per_step`` times; 1,000 requests a look.
+
+    ``mode``: ``each`` - every step at ``total_alpha``; ``spent`` - the alpha spent over the
+    steps (``spending.step_alpha``); ``carried`` - what releases do: the step windows spend half
+    of it, and every look also judges the release so far (one window from the first step, at
+    the other half, its running intersection kept across steps) and carries its pass or fail
+    (``analysis.release_window.carry``)."""
     from paddle_canary.analysis import GateConfig, judge, spending
+    from paddle_canary.analysis.release_window import carry
 
     steps = (5, 15, 25, 35, 45, 55, 65, 75, 85, 95, 100)
     config = GateConfig.from_dict()
@@ -170,23 +177,48 @@ def release_aa(releases: int, scores: dict, total_alpha: float, spend: bool,
     step_fails = [0] * len(steps)
     for r in range(releases):
         any_fail = False
+        done: tuple | None = None     # the release's totals before this step
+        rel_prev = None
+        clock = 0.0
         for i, w in enumerate(steps):
-            alpha = spending.step_alpha(total_alpha, i, len(steps)) if spend else total_alpha
+            if mode == "each":
+                alpha = total_alpha
+            else:
+                alpha = spending.step_alpha(total_alpha / (2 if mode == "carried" else 1), i,
+                                            len(steps))
             cfg = config.with_alpha(alpha)
+            rel_cfg = config.with_alpha(total_alpha / 2)
             prev = None
             ratio = (100 - w) / w
+            last = None
             for j, (b, c, p) in enumerate(looks(50_000 + 100 * r + i, scores, "v1-copy",
                                                 10 * w, looks_per_step, stable_ratio=ratio)):
+                clock += 1.0
                 v = judge(window("v1", b, j + 1.0), window("v1-copy", c, j + 1.0, paired=p),
                           cfg, evaluated_at=j + 1.0, previous=prev)
                 prev = v
+                last = (b, c, p)
+                if mode == "carried":
+                    rb, rc, rp = (b, c, p) if done is None else (
+                        {k: done[0][k] + b[k] for k in b}, {k: done[1][k] + c[k] for k in c},
+                        done[2] + p)
+                    rv = judge(window("v1", rb, clock), window("v1-copy", rc, clock, paired=rp),
+                               rel_cfg, evaluated_at=clock, previous=rel_prev)
+                    rel_prev = rv
+                    v = carry(v, rv, config.min_samples)
                 if v.status == "fail":
                     step_fails[i] += 1
                     any_fail = True
                     break
+            if any_fail:
+                break
+            b, c, p = last
+            done = (b, c, p) if done is None else (
+                {k: done[0][k] + b[k] for k in b}, {k: done[1][k] + c[k] for k in c},
+                done[2] + p)
         failed += any_fail
     return {"releases": releases, "failed": failed, "step_fails": step_fails,
-            "alpha": total_alpha, "spent": spend}
+            "alpha": total_alpha, "mode": mode}
 
 
 # ---- reporting -------------------------------------------------------------------------------
@@ -300,13 +332,13 @@ def main() -> int:
             results["summaries"].append(s)
             print(line(s), flush=True)
     if "release" in only:
-        for spend in (True, False):
+        for mode in ("carried", "spent", "each"):
             t0 = time.time()
-            r = release_aa(args.releases, scores, 0.05, spend)
+            r = release_aa(args.releases, scores, 0.05, mode)
             r["seconds"] = time.time() - t0
             results["release"].append(r)
-            print(f"release A/A, paired judge, alpha 0.05 {'spent over' if spend else 'at each of'}"
-                  f" 11 steps x 10 looks: {r['failed']} of {r['releases']} releases failed "
+            print(f"release A/A, paired judge, alpha 0.05 ({mode}), 11 steps x 10 looks: "
+                  f"{r['failed']} of {r['releases']} releases failed "
                   f"(per step: {r['step_fails']})", flush=True)
     results["bench_seconds"] = time.time() - t_all
     print(f"bench {results['bench_seconds']:.0f} s")

@@ -54,7 +54,7 @@ def release_request(model: str, version: str, args) -> dict:
     return {"model": model, "version": version, "steps": [5, 25, 50, 100],
             "step_interval_s": args.step_s, "poll_interval_s": 2, "approvals_before": [50, 100],
             "teardown_delay_s": args.teardown_s, "max_extensions": 0,
-            "gates": {"min_samples": args.min_samples}}
+            "shadow_s": args.shadow_s, "gates": {"min_samples": args.min_samples}}
 
 
 def main() -> int:
@@ -62,6 +62,9 @@ def main() -> int:
     ap.add_argument("--home", default=str(REPO / "var" / "demo"))
     ap.add_argument("--step-s", type=float, default=20.0, help="seconds per step")
     ap.add_argument("--teardown-s", type=float, default=5.0)
+    ap.add_argument("--shadow-s", type=float, default=45.0,
+                    help="the shadow phase: stable's requests mirrored to the candidate, judged "
+                         "before any user is routed to it; its rows count in every step")
     ap.add_argument("--min-samples", type=int, default=60)
     ap.add_argument("--rate", type=float, default=100.0,
                     help=f"synthetic requests per second to {MODEL} (half that to {OTHER})")
@@ -100,13 +103,16 @@ def main() -> int:
             stack.down()
     print()
     print("=" * 78)
-    print(f"{'model':<12} {'candidate':<10} {'outcome':<12} {'steps reached':<15} "
-          f"{'fault->0 %':>10}  reason")
+    print(f"{'model':<12} {'candidate':<10} {'outcome':<12} {'steps reached':<22} "
+          f"{'confirms':>8} {'fail->cut':>9}  reason")
     for r in results:
-        steps = ",".join(str(w) for w in r.get("steps_reached") or [])
-        t = f"{r['traffic_to_weight0_s']:.1f} s" if r.get("traffic_to_weight0_s") else "-"
+        steps = ",".join((["shadow"] if r.get("shadow_phase") else [])
+                         + [str(w) for w in r.get("steps_reached") or []])
+        t = (f"{r['failing_look_to_weight0_s']:.1f} s" if r.get("failing_look_to_weight0_s")
+             else "-")
         print(f"{r['model']:<12} {r.get('candidate') or '?':<10} {r.get('outcome') or '?':<12} "
-              f"{steps:<15} {t:>10}  {(r.get('reason') or r.get('error') or '')[:60]}")
+              f"{steps:<22} {r.get('confirmations', '?'):>8} {t:>9}  "
+              f"{(r.get('reason') or r.get('error') or '')[:50]}")
     for r in results:
         print(f"report: {r.get('report')}")
     print(f"demo took {time.monotonic() - t0:.0f} s")

@@ -14,6 +14,7 @@ import pytest
 
 from doubles import CountsProvider
 from paddle_canary.analysis import spending
+from paddle_canary.analysis.counts import PairedCounts
 from paddle_canary.release import events as ev
 from paddle_canary.release.plan import PlanError, ReleasePlan
 
@@ -105,8 +106,10 @@ def test_each_step_is_judged_with_its_share_of_the_release_alpha(settings):
     total = release.plan.gates["alpha"]
     alphas = [release.judge(since=0.0, step=s, weight=w)["alpha"]
               for s, w in ((1, 5), (2, 50), (3, 100))]
-    assert alphas == [pytest.approx(spending.step_alpha(total, i, 3)) for i in range(3)]
-    assert sum(alphas) <= total + 1e-12 and alphas[0] > alphas[1] > alphas[2]
+    # the steps' own windows spend half the release's alpha; the release window the other half
+    assert alphas == [pytest.approx(spending.step_alpha(total / 2, i, 3)) for i in range(3)]
+    assert sum(alphas) + release.plan.release_alpha(total) <= total + 1e-12
+    assert alphas[0] > alphas[1] > alphas[2]
     assert release.judge(since=0.0)["alpha"] == total   # a look outside the steps
 
     def width(verdict):
@@ -173,8 +176,8 @@ def test_the_shadow_phase_is_a_step_of_the_release_alpha(settings):
     release.deploy()
     total = release.plan.gates["alpha"]
     alphas = [release.judge(since=0.0, step=s, weight=0)["alpha"] for s in range(4)]
-    assert alphas == [pytest.approx(spending.step_alpha(total, i, 4)) for i in range(4)]
-    assert sum(alphas) <= total + 1e-12
+    assert alphas == [pytest.approx(spending.step_alpha(total / 2, i, 4)) for i in range(4)]
+    assert sum(alphas) + release.plan.release_alpha(total) <= total + 1e-12
 
 
 @pytest.mark.parametrize("field, value, match", [
@@ -185,3 +188,82 @@ def test_the_shadow_phase_is_a_step_of_the_release_alpha(settings):
 def test_bad_shadow_fields_are_refused(settings, field, value, match):
     with pytest.raises(PlanError, match=match):
         start(settings, **{field: value})
+
+
+class TwoWindowProvider(CountsProvider):
+    """Many identical rows over the release so far (a shadow phase's mirrored traffic, scored
+    by both versions), few of the candidate's own in the step's window."""
+
+    def __init__(self, step_rows: int, release_rows: int = 40000):
+        rng = np.random.default_rng(7)
+        self.step_start = math.inf     # set once the deploy's time is known
+        self.windows = {}
+        for key, n_cand in (("step", step_rows), ("release", release_rows)):
+            base = counts(rng, "v1", 40000)
+            cand = counts(rng, "v2", n_cand)
+            same = cand.score_sum
+            paired = PairedCounts(shadow_version="v1", rows=cand.rows,
+                                  candidate_score_sum=same, stable_score_sum=same)
+            self.windows[key] = {"v1": base, "v2": dataclasses.replace(cand, paired=paired)}
+        super().__init__()
+
+    def window_counts(self, model, version, *, start=None, end=None, window_s=None,
+                      paired_with=None):
+        key = "step" if start >= self.step_start - 1e-6 else "release"
+        return dataclasses.replace(self.windows[key][version], start=float(start),
+                                   end=float(end))
+
+
+def _backdated_deploy(release, seconds: float) -> float:
+    deployed = ev.first(release.events(), ev.Deployed)
+    release.record(dataclasses.replace(deployed, ts=deployed.ts - seconds))
+    return deployed.ts - seconds
+
+
+@pytest.mark.parametrize("step_rows, expected", [(100, "pass"), (30, "inconclusive")])
+def test_a_short_step_passes_on_the_release_so_far(settings, step_rows, expected):
+    """At a 5 % step of 20 s the candidate has ~100 rows of its own: too few for any gate.
+    The release so far (here 40,000 rows scored by both) decides, when the step's own rows
+    reach min_samples (60) and do not fail."""
+    windows = TwoWindowProvider(step_rows)
+    release = start(settings, gates={"min_samples": 60}, provider=windows)
+    release.deploy()
+    deployed_at = _backdated_deploy(release, 120)
+    since = windows.step_start = deployed_at + 100
+    first = release.judge(since=since, step=1, weight=5)
+    assert first["status"] == expected, first["reason"]
+    rw = first["release_window"]
+    assert rw["status"] == "pass" and math.isclose(rw["window"]["start"], deployed_at)
+    assert rw["alpha"] == pytest.approx(release.plan.release_alpha(release.plan.gates["alpha"]))
+    own = {g["gate"]: g["samples"]["candidate"] for g in first["gates"][1:]}
+    assert own["rejection_rate"] == step_rows                 # the step's own rows are shown
+    # the next look (the next step's too) builds on the release window: nothing widens
+    second = release.judge(since=since + 10, step=2, weight=50)
+    assert second["release_window"]["note"] == ""
+    for new, old in zip(second["release_window"]["gates"], rw["gates"]):
+        for c_new, c_old in zip(new["checks"], old["checks"]):
+            if None not in c_old["interval"] and None not in c_new["interval"]:
+                assert c_old["interval"][0] - 1e-12 <= c_new["interval"][0]
+                assert c_new["interval"][1] <= c_old["interval"][1] + 1e-12
+
+
+def test_a_release_window_fail_fails_a_step_too_young_to_see_it(settings):
+    """The candidate flips decisions on 3 % of the rows over the release so far; the step
+    window's 30 rows see nothing: the look fails on the release window."""
+    windows = TwoWindowProvider(30)
+    cand = windows.windows["release"]["v2"]
+    windows.windows["release"]["v2"] = dataclasses.replace(
+        cand, paired=dataclasses.replace(cand.paired, approve_to_reject=0.03 * cand.rows))
+    release = start(settings, gates={"min_samples": 60}, provider=windows)
+    release.deploy()
+    deployed_at = _backdated_deploy(release, 120)
+    windows.step_start = deployed_at + 100
+    verdict = release.judge(since=deployed_at + 100, step=1, weight=5)
+    assert verdict["status"] == "fail"
+    assert "rejection_rate fail over the release so far" in verdict["reason"]
+
+
+def test_no_release_window_when_the_step_starts_at_the_deploy(settings):
+    release = start(settings, provider=provider())
+    release.deploy()
+    assert "release_window" not in release.judge(since=0.0, step=1, weight=5)

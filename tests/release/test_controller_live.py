@@ -214,7 +214,7 @@ def test_the_shadow_phase_judges_mirrored_requests_on_paired_series(stack, users
     verdict = process.wait_until(paired_look, 60, interval=1, what="a paired look at step 0")
     assert verdict["status"] != "fail", verdict["reason"]
     # the shadow phase and two steps share the release's alpha; the phase is index 0
-    assert verdict["alpha"] == pytest.approx(spending.step_alpha(plan.gates["alpha"], 0, 3))
+    assert verdict["alpha"] == pytest.approx(spending.step_alpha(plan.gates["alpha"] / 2, 0, 3))
     r = httpx.post(f"{stack.gateway_url}/predict", headers={"X-User-ID": "someone"},
                    json={"user_id": "someone", "features": [1.0] * 30})
     assert r.headers["X-Model-Version"] == "v1"     # mirrored answers never reach a user

@@ -95,7 +95,8 @@ def _follow(client, run_id, answer, log, until, seen: dict, answered: set,
 
 
 def summary(home: Path, model: str, run_id: str, run_state: str) -> dict:
-    """Outcome, steps reached, why, and the seconds from first canary traffic to weight 0."""
+    """Outcome, steps reached, why, the confirmations a person was asked for (steps that ended
+    inconclusive), and the seconds from first canary traffic to weight 0."""
     events = journal_events(home, model, run_id)
     plan = ev.plan_in(events)
     weights = ev.of_kind(events, ev.WeightSet)
@@ -111,6 +112,9 @@ def summary(home: Path, model: str, run_id: str, run_state: str) -> dict:
         "baseline": plan["baseline"] if plan else None,
         "outcome": ev.outcome(events),
         "steps_reached": [e.weight for e in weights],
+        "shadow_phase": any(e.share > 0 for e in ev.of_kind(events, ev.MirrorSet)),
+        "confirmations": sum(1 for e in ev.of_kind(events, ev.ApprovalRequested)
+                             if e.task.endswith(".confirm")),
         "reason": ev.failure_reason(events),
         "traffic_to_weight0_s": cut - first_traffic if cut and first_traffic else None,
         "failing_look_to_weight0_s": cut - first_fail if cut and first_fail else None,

@@ -380,15 +380,28 @@ class Release:
         release's alpha (``gates.alpha``) over the plan's steps: ``verdict["alpha"]``."""
         from paddle_canary.analysis.analyze import analyze
         from paddle_canary.analysis.config import GateConfig
+        from paddle_canary.analysis.release_window import carry
         from paddle_canary.analysis.verdict import combine
         p = self.plan
         health, window_from = self.health_gate(previous)
         start = max(since, window_from)
         config = GateConfig.from_dict(p.gates)
         alpha = p.step_alpha(config.alpha, step)
-        verdict = analyze(self.provider, p.model, p.baseline, p.candidate, config, start=start,
-                          end=time.time(), previous=previous, alpha=alpha).to_dict()
+        end = time.time()
+        step_verdict = analyze(self.provider, p.model, p.baseline, p.candidate, config,
+                               start=start, end=end, previous=previous, alpha=alpha)
+        released = None
+        if step is not None and window_from < start - 1e-3:
+            # the release so far (analysis.release_window): deploy (or stable's restart) to now
+            released = analyze(self.provider, p.model, p.baseline, p.candidate, config,
+                               start=window_from, end=end,
+                               previous=self._release_previous(window_from),
+                               alpha=p.release_alpha(config.alpha))
+        verdict = carry(step_verdict, released, config.min_samples).to_dict()
         verdict["alpha"] = alpha
+        if released is not None:
+            verdict["release_window"] = {**released.to_dict(),
+                                         "alpha": p.release_alpha(config.alpha)}
         custom = self._custom_gates(start, previous)
         verdict["gates"] = [health] + list(verdict.get("gates") or []) + custom
         status = combine(g["status"] for g in verdict["gates"])
@@ -406,6 +419,16 @@ class Release:
         self.record(ev.Look(verdict=verdict, step=step, weight=weight,
                             health=verdict["health"]))
         return verdict
+
+    def _release_previous(self, start: float) -> dict[str, Any] | None:
+        """The last look's release window, when it starts at ``start`` (its running
+        intersection continues across steps)."""
+        for look in reversed(ev.of_kind(self.events(), ev.Look)):
+            found = (look.verdict or {}).get("release_window")
+            if found:
+                same = abs(float(found["window"]["start"]) - start) < 1e-3
+                return found if same else None
+        return None
 
     def _custom_gates(self, start: float, previous: dict[str, Any] | None) -> list[dict]:
         """The model's own PromQL gates (model.yaml ``custom_gates``) for this look."""

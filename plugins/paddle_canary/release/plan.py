@@ -69,15 +69,23 @@ class ReleasePlan:
         return len(self.steps) + (1 if self.shadow_s > 0 else 0)
 
     def step_alpha(self, total_alpha: float, step: int | None) -> float:
-        """The alpha a look at step ``step`` (1-based; 0 = the shadow phase) is judged with: the
-        step's share of the release's ``total_alpha`` (``analysis.spending.step_alpha``), so an
-        identical candidate fails the whole release with probability <= ``total_alpha``. A look
-        outside the steps (``None``) gets ``total_alpha``."""
+        """The alpha a look at step ``step`` (1-based; 0 = the shadow phase) judges the step's
+        own window with: the step's share of half the release's ``total_alpha``
+        (``analysis.spending.step_alpha``); the other half is the release window's
+        (:meth:`release_alpha`), so an identical candidate fails the whole release with
+        probability <= ``total_alpha``. A look outside the steps (``None``) gets
+        ``total_alpha``."""
         if step is None:
             return float(total_alpha)
         from paddle_canary.analysis.spending import step_alpha
         index = int(step) - 1 + (1 if self.shadow_s > 0 else 0)
-        return step_alpha(total_alpha, index, self.n_judged_steps)
+        return step_alpha(total_alpha / 2, index, self.n_judged_steps)
+
+    @staticmethod
+    def release_alpha(total_alpha: float) -> float:
+        """The alpha of the release window (``analysis.release_window``): one confidence
+        sequence from the candidate's deploy to the end, looked at from every step."""
+        return float(total_alpha) / 2
     #: ``{"name": header, "value": value}``: requests carrying it go to the candidate from
     #: deploy until promotion or rollback, at any weight (internal testers); None = no such route
     header_route: dict[str, str] | None = None
