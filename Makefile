@@ -7,7 +7,7 @@ STAMP   := .venv/.installed
 APT_PKGS := nginx prometheus prometheus-alertmanager wrk luajit docker.io debootstrap docker-registry docker-compose
 EXTRAS  := serve,train,analysis,k8s,validate,airflow,docker,dev
 
-.PHONY: demo test test-fast os-deps venv bench lock clean up down docker-base compose-up compose-down
+.PHONY: demo test test-fast os-deps venv bench lock clean up down docker-base compose-up compose-down compose-demo
 
 os-deps:
 	@missing=""; \
@@ -72,6 +72,10 @@ compose-up: os-deps venv
 # Also removes the containers releases started; down -v leaves no container, network or volume.
 compose-down: venv
 	$(PY) -m paddle_canary.compose down
+
+# make demo's releases on the compose stack (its own project, free ports), then down -v.
+compose-demo: os-deps venv
+	$(PY) scripts/compose_demo.py
 
 clean:
 	rm -rf var build .pytest_cache

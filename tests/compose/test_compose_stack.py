@@ -200,6 +200,65 @@ def test_stack_comes_back_after_the_database_restarts(stack, docker_client):
     compose.wait_healthy(240, log=print)
 
 
+JOURNAL_SCRIPT = """
+import sys
+from paddle_canary.release import events as ev
+from paddle_canary.release.journal import Journal
+from paddle_canary.settings import Settings
+for e in Journal.of_run(Settings.from_env().home, sys.argv[1], sys.argv[2]).read():
+    print(e.kind, getattr(e, "reason", "") or getattr(e, "task", ""))
+"""
+
+
+def test_a_release_runs_end_to_end_on_the_stack(stack, docker_client, serving_image,
+                                                registry_root, tmp_path):
+    """model_release triggered over the REST API runs on the stack's own parts: build_image
+    finds v2's image (built on the host: the Airflow image has no checkout to build from),
+    validation runs in v2's image, v2 starts as a container on the compose network scoring with
+    v1 too, the nginx container moves the weight, Prometheus is asked; approvals are answered
+    over REST; v2 is promoted and v1 (the stack's `stable` container) removed after the
+    teardown delay. No synthetic users: every look is inconclusive (no data) and confirmed,
+    so a container's cold latency cannot decide the test."""
+    from paddle_canary.airflow_rest import AirflowClient
+    from paddle_canary.localstack import driver
+    from paddle_canary.registry import Registry
+
+    compose, ports, values = stack
+    serving_image("v2", registry_root)
+    client = AirflowClient(f"http://127.0.0.1:{ports['AIRFLOW_PORT']}", "admin",
+                           values["AIRFLOW_ADMIN_PASSWORD"], timeout=30)
+    try:
+        wait_until(client.dag_exists, 120, interval=2, what="model_release parsed")
+        client.unpause()
+        run_id = client.trigger({"model": MODEL, "version": "v2", "steps": [50, 100],
+                                 "step_interval_s": 6, "poll_interval_s": 2,
+                                 "approvals_before": [], "teardown_delay_s": 5,
+                                 "max_extensions": 0})
+        run = driver.drive(client, run_id, tmp_path, MODEL, timeout=600, log=print)
+        states = client.task_instances(run_id)
+    finally:
+        client.close()
+    if run["state"] != "success":   # the journal's failure, from the scheduler's volume
+        scheduler = compose.containers(docker_client)["airflow-scheduler"]
+        code, out = scheduler.exec_run(["python", "-c", JOURNAL_SCRIPT, MODEL, run_id])
+        pytest.fail(f"run {run['state']}: {states}\n{out.decode()}")
+    assert states["build_image"] == "success" and states["promote"] == "success"
+    assert Registry(compose.overrides["PADDLE_CANARY_REGISTRY_DIR"]).pointers(MODEL).stable \
+        == "v2"
+    answer = httpx.post(f"http://127.0.0.1:{ports['GATEWAY_PORT']}/predict",
+                        json={"user_id": "u1", "features": [0.0] * 30},
+                        headers={"X-User-ID": "u1"}, timeout=15)
+    assert answer.status_code == 200 and answer.headers["X-Model-Version"] == "v2"
+    network = compose.overrides["COMPOSE_NETWORK"]
+
+    def serving(version: str) -> list:
+        return docker_client.containers.list(all=True, filters={
+            "network": network, "label": ["io.paddle-canary.role=serving",
+                                          f"io.paddle-canary.model={MODEL}",
+                                          f"io.paddle-canary.version={version}"]})
+    assert serving("v1") == [] and [c.status for c in serving("v2")] == ["running"]
+
+
 def test_down_leaves_no_container_network_or_volume(engine, docker_client, registry_root,
                                                     tmp_path, stack):
     """Last in the module: takes the stack down itself (the fixture's down is then a no-op)."""

@@ -131,3 +131,31 @@ def test_a_failing_build_names_the_image_and_shows_the_end_of_its_log(docker_cli
     assert {c.id for c in docker_client.containers.list(all=True)} == before  # none left
     assert not docker_client.images.list(name=f"{MODEL}-serving", filters={
         "label": "io.paddle-canary.version=broken-build"})
+
+
+def test_without_a_source_checkout_an_image_of_the_same_model_is_used(serving_images,
+                                                                     docker_client,
+                                                                     registry_root, tmp_path,
+                                                                     monkeypatch):
+    """What build_image does in the compose stack's Airflow image (the package installed, no
+    checkout, no wheelhouse): an image built elsewhere from the very same model files is used
+    as it is; without one the error says where to build it."""
+    import shutil
+
+    from paddle_canary.images import build
+
+    def no_checkout():
+        raise ImageError("building images needs the paddle-canary source checkout")
+    monkeypatch.setattr(build, "source_root", no_checkout)
+    monkeypatch.delenv("PADDLE_CANARY_IMAGE_REGISTRY", raising=False)
+    lines: list[str] = []
+    ref = build_serving_image(registry_root, MODEL, "v1", client=docker_client, log=lines.append)
+    assert ref.id == serving_images["v1"].id and ref.build_s == 0.0
+    assert "no source checkout here" in ref.skipped and ref.content_hash[:19] in ref.skipped
+    registry = tmp_path / "registry"
+    shutil.copytree(registry_root, registry)
+    export_as(registry_root / MODEL / "v2", tmp_path / "exports" / "v7", "v7")
+    Registry(registry).register(MODEL, "v7", tmp_path / "exports" / "v7")
+    with pytest.raises(ImageError, match=r"the engine has no risk-score-serving:v7 built from "
+                                         r"model sha256:.*paddle-canary image build risk-score v7"):
+        build_serving_image(registry, MODEL, "v7", client=docker_client, log=lines.append)

@@ -284,8 +284,20 @@ def build_serving_image(registry_root: Path | str | None, model: str, version: s
     push = bool(image_registry) if push is None else push
     base = base or default_base()
     extra = extra or serve_extra(base)
-    root = source_root()
     client = client or docker_client(docker_url)
+    try:
+        root = source_root()
+    except ImageError as no_checkout:
+        # an installed package (the compose stack's Airflow image): nothing to build from, but
+        # an image of this very model, built where the checkout is, is as good
+        found = _built_from_model(client, tag, card.content_hash)
+        if found is None:
+            raise ImageError(f"{no_checkout}, and the engine has no {tag} built from model "
+                             f"{card.content_hash[:19]}: build it where the checkout is "
+                             f"(paddle-canary image build {model} {version})") from None
+        log(f"{tag}: {found[1]}")
+        return _finish(client, found[0], tag, model, version, card.content_hash,
+                       (found[2] or base), found[1], push, image_registry, log, 0.0)
     base_image = _ensure_base_present(client, base, log)
     wheels = wheelhouse(extra, cache_dir=cache_dir, root=root, log=log)
     inputs = inputs_digest(root, wheels, base_image.id)
@@ -307,6 +319,15 @@ def build_serving_image(registry_root: Path | str | None, model: str, version: s
                                   {"BASE_IMAGE": base, "WHEELS_IMAGE": wheels_image,
                                    "MODEL": model, "VERSION": version}, log)
         log(f"built {tag} ({image_id[:19]}) in {time.monotonic() - started:.1f}s")
+    return _finish(client, image_id, tag, model, version, card.content_hash, base,
+                   skipped[1] if skipped else None, push, image_registry, log,
+                   0.0 if skipped else round(time.monotonic() - started, 2))
+
+
+def _finish(client, image_id: str, tag: str, model: str, version: str, content_hash: str,
+            base: str, skipped: str | None, push: bool, image_registry: str | None, log,
+            build_s: float) -> ImageRef:
+    """Push when asked, and describe the image."""
     pushed = digest = None
     if push:
         remote = f"{image_registry.rstrip('/')}/{model}-serving"
@@ -314,9 +335,25 @@ def build_serving_image(registry_root: Path | str | None, model: str, version: s
         pushed = f"{remote}:{version}"
         log(f"pushed {pushed} ({digest})")
     return ImageRef(tag=tag, id=image_id, model=model, version=version,
-                    content_hash=card.content_hash, base=base,
-                    skipped=skipped[1] if skipped else None, pushed=pushed, digest=digest,
-                    build_s=0.0 if skipped else round(time.monotonic() - started, 2))
+                    content_hash=content_hash, base=base, skipped=skipped, pushed=pushed,
+                    digest=digest, build_s=build_s)
+
+
+def _built_from_model(client, tag: str, content_hash: str) -> tuple[str, str, str] | None:
+    """``(image id, why, base)`` when the engine has ``tag`` built from the model files with
+    ``content_hash`` (whatever code and base it was built with), else None."""
+    from docker.errors import ImageNotFound
+
+    try:
+        image = client.images.get(tag)
+    except ImageNotFound:
+        return None
+    labels = image.labels or {}
+    if labels.get(CONTENT_HASH_LABEL) != content_hash:
+        return None
+    return image.id, (f"no source checkout here to build from; the engine's {tag} was built "
+                      f"from the same model {content_hash[:19]} (image {image.id[:19]}), used "
+                      "as it is"), labels.get("org.opencontainers.image.base.name", "")
 
 
 def _already_built(client, tag: str, content_hash: str, inputs: str) -> tuple[str, str] | None:

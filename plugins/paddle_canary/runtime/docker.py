@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -57,6 +58,7 @@ DEEP_HEALTH_TIMEOUT_S = 15.0
 VALIDATE_TIMEOUT_S = 600.0
 DEVICES = ("cpu", "gpu")
 ADDRESSES = ("published", "bridge", "name")
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
 class ValidationFailed(DeployError):
@@ -187,8 +189,24 @@ class DockerRuntime(Runtime):
                                   f"{self.network or 'its network'}")
             port, url = CONTAINER_PORT, f"http://{found['IPAddress']}:{CONTAINER_PORT}"
         else:
-            port, url = CONTAINER_PORT, f"http://{container.name}:{CONTAINER_PORT}"
+            port = CONTAINER_PORT
+            url = f"http://{self._dns_name(container, settings)}:{CONTAINER_PORT}"
         return Endpoint(model, version, url, port, None, instance=container.id)
+
+    def _dns_name(self, container, settings: dict) -> str:
+        """A name the network's DNS answers for ``container`` that is also a valid host name:
+        its own name (``pc-<namespace>-<model>-<version>``), else one of its aliases on the
+        network (docker-compose v1 names a service's container ``<project>_<service>_1``,
+        whose underscores no URL host may hold, and gives it the alias ``<service>``), else
+        its short id, which Docker's DNS answers on every user network."""
+        if _HOSTNAME.match(container.name):
+            return container.name
+        networks = settings.get("Networks") or {}
+        found = networks.get(self.network) if self.network else next(
+            iter(networks.values()), None)
+        short = container.id[:12]
+        aliases = [a for a in (found or {}).get("Aliases") or [] if a != short]
+        return next((a for a in aliases if _HOSTNAME.match(a)), short)
 
     def _address(self, endpoint: Endpoint) -> str:
         return endpoint.url.split("://", 1)[1]
