@@ -31,7 +31,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
 
+import logging  # noqa: E402
+
 from paddle_canary import process  # noqa: E402
+
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 MODEL = "risk-score"
 RELEASES = [("v2", "promoted"), ("bad-slow", "rolled_back")]

@@ -19,7 +19,7 @@ from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from paddle_canary.airflow import loglines, run_note, ui
-from paddle_canary.airflow.triggers import CanaryAnalysisTrigger
+from paddle_canary.airflow.triggers import BakeTrigger, CanaryAnalysisTrigger
 from paddle_canary.errors import UserError
 from paddle_canary.release import controller, messages
 from paddle_canary.release import events as ev
@@ -334,7 +334,9 @@ class PromoteOperator(ReleaseTask):
 
 
 class TeardownOperator(BaseOperator):
-    """Stop the old version ``teardown_delay_s`` after promotion, waiting in the triggerer.
+    """Stop the old version ``teardown_delay_s`` after promotion, waiting in the triggerer,
+    where the bake guards watch the new stable meanwhile (``release.bake``: a breach undoes
+    the promotion; the old version then stays).
 
     The moment is counted from the promotion recorded in the journal, so a retry does not
     push it further out."""
@@ -353,10 +355,20 @@ class TeardownOperator(BaseOperator):
         release.record(ev.TeardownScheduled(at=moment.isoformat()))
         self.log.info(ui.teardown_wait_line(plan.to_dict(), promoted, moment))
         run_note.note_release(context, release, self.log)
-        self.defer(trigger=DateTimeTrigger(moment=moment), method_name="execute_complete")
+        self.defer(trigger=BakeTrigger(plan.to_dict(), until=moment.timestamp(),
+                                       poll_s=plan.poll_interval_s),
+                   method_name="execute_complete")
 
     def execute_complete(self, context, event=None):
         release = controller.open_release(plan_of(context))
+        event = event or {}
+        if event.get("status") == "breach":
+            if event.get("undo_refused"):
+                raise AirflowFailException(f"{event.get('reason')}; undo refused: "
+                                           f"{event['undo_refused']}")
+            from paddle_canary.report.publish import refresh_report
+            self.log.warning("promotion undone by the bake guard: %s", event.get("reason"))
+            self.log.info("report written again: %s", refresh_report(release.plan))
         result = release.teardown()
         self.log.info("stopped the old version %s: %s", release.plan.baseline, result)
         run_note.note_release(context, release, self.log)

@@ -109,3 +109,44 @@ class CanaryAnalysisTrigger(BaseTrigger):
                 return
             await asyncio.sleep(min(self.poll_s, max(0.0, until - now)))
         yield AnalysisEvent({"verdict": verdict, "looked_until": time.time()})
+
+
+class BakeTrigger(BaseTrigger):
+    """The bake period (``release.bake``): look at the new stable every ``poll_s`` seconds
+    until ``until`` (the old version's teardown); a breach undoes the promotion here, at once.
+    Its event: ``{"status": "baked" | "breach" | "undone", "reason", "undo" |
+    "undo_refused"}``. A look that raises acts on nothing (logged); undo is idempotent in
+    effect (a second one is refused: the promotion is already undone)."""
+
+    def __init__(self, plan: dict[str, Any], until: float, poll_s: float):
+        super().__init__()
+        self.plan, self.until, self.poll_s = plan, until, poll_s
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (f"{type(self).__module__}.{type(self).__qualname__}",
+                {"plan": self.plan, "until": self.until, "poll_s": self.poll_s})
+
+    async def run(self):
+        from paddle_canary.release import bake
+
+        release = controller.open_release(self.plan)
+        while True:
+            now = time.time()
+            if now >= self.until:
+                yield TriggerEvent({"status": "baked", "reason": "no guard breached"})
+                return
+            try:
+                seen = await asyncio.to_thread(bake.watch_once, release, now)
+            except Exception as exc:  # noqa: BLE001 - a broken look acts on nothing
+                self.log.exception("bake look failed")
+                seen = {"status": bake.INCONCLUSIVE, "reason": f"bake look error: {exc}"}
+            if seen["status"] == bake.FAIL:
+                self.log.warning("bake guard breached: %s", seen["reason"])
+                yield TriggerEvent({"status": "breach", "reason": seen["reason"],
+                                    **{k: seen[k] for k in ("undo", "undo_refused")
+                                       if k in seen}})
+                return
+            if seen["status"] == bake.UNDONE:
+                yield TriggerEvent({"status": "undone", "reason": seen["reason"]})
+                return
+            await asyncio.sleep(min(self.poll_s, max(0.0, self.until - time.time())))

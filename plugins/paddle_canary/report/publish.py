@@ -24,3 +24,11 @@ def finish_and_report(plan: ReleasePlan, run_id: str,
     records = release.journal.records()
     report = report_from_journal(records, settings, run_url=run_url)
     return {**result, "reason": outcome(records)["reason"], "report": str(report)}
+
+
+def refresh_report(plan: ReleasePlan, settings: Settings | None = None) -> str:
+    """The report written again from the journal (after the release changed once its report
+    was written: an undo in the bake period)."""
+    settings = settings or Settings.from_env()
+    release = controller.open_release(plan, settings)
+    return str(report_from_journal(release.journal.records(), settings))
