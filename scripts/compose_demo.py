@@ -39,6 +39,8 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 MODEL = "risk-score"
 RELEASES = [("v2", "promoted"), ("bad-slow", "rolled_back")]
+#: what the rollback must be for: the fault only live traffic shows, not a deploy problem
+EXPECTED_REASON = {"bad-slow": "latency_p95 fail"}
 STATE = "/srv/paddle-canary"
 
 
@@ -184,7 +186,9 @@ def main() -> int:
         print(f"report: {r.get('report')}")
     print(f"compose demo took {time.monotonic() - t0:.0f} s")
     got = [(r["candidate"], r.get("outcome")) for r in results]
-    ok = got == RELEASES
+    ok = got == RELEASES and all(
+        (r.get("reason") or "").startswith(EXPECTED_REASON[r["candidate"]])
+        for r in results if r["candidate"] in EXPECTED_REASON)
     print("COMPOSE DEMO OK" if ok else f"COMPOSE DEMO FAILED: expected {RELEASES}, got {got}")
     return 0 if ok else 1
 

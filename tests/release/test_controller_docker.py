@@ -99,6 +99,11 @@ def test_a_good_candidate_is_promoted_on_docker_and_the_old_container_removed(do
     assert containers(runtime, "v1") == [], "the old version's container is removed"
     assert release.finish("run-docker-good")["outcome"] == "promoted"
     assert lock.holder(settings.registry_root, MODEL) is None
+    # The next release's deploy takes the promoted v2 as its stable as it runs (it still
+    # scores with v1 as its shadow): no restart, no refusal (it used to refuse: "already
+    # runs with shadow v1, not none").
+    assert runtime.deploy(MODEL, "v2") == v2
+    assert [c.id for c in containers(runtime, "v2")] == [v2.instance]
 
 
 def test_a_broken_candidate_fails_validation_in_its_image_and_is_rolled_back(docker_stack):

@@ -73,7 +73,9 @@ class Runtime(abc.ABC):
         """Start ``version`` (or find it running) and wait until it answers /deep_health.
 
         ``shadow``: another version of the model the serving process also scores every request
-        with (paired analysis); its answers are never returned.
+        with (paired analysis); its answers are never returned. ``None`` asks for no shadow
+        but takes a running process that has one as it is (a promoted candidate deployed as
+        the next release's stable: it serves users, so it is not restarted here).
         """
 
     @abc.abstractmethod

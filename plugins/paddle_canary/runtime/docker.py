@@ -281,8 +281,10 @@ class DockerRuntime(Runtime):
 
     def _await(self, container, shadow: str | None) -> Endpoint:
         """Wait until a container another call started answers /deep_health; never stops it.
-        One running with another shadow version is refused."""
-        if container.labels.get(f"{LABEL}.shadow") != shadow:
+        One running with another shadow version than the one asked for is refused; asked for
+        none (a stable version), one with a shadow is taken as it is: a promoted version keeps
+        the shadow it scored with as a candidate (it serves users; it is not restarted)."""
+        if shadow is not None and container.labels.get(f"{LABEL}.shadow") != shadow:
             raise DeployError(f"{container.labels.get(f'{LABEL}.model')} "
                               f"{container.labels.get(f'{LABEL}.version')} already runs "
                               f"({container.name}) with shadow "
