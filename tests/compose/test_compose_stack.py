@@ -169,12 +169,10 @@ def test_gateway_change_is_checked_then_reloaded_in_its_container(stack, docker_
     assert answer.status_code == 200 and answer.headers["X-Model-Version"] == "v1"
 
 
-def test_stack_comes_back_after_the_database_restarts(stack, docker_client):
-    """PostgreSQL stopped and started again: predictions never depend on it, and Airflow is
-    healthy again (components that lost their database restart: restart unless-stopped)."""
-    compose, ports, _ = stack
+def _restart_database(compose, docker_client, ports, while_down=lambda: None) -> None:
+    """PostgreSQL stopped until the API server says so (``while_down()`` then), then started
+    until Airflow is healthy."""
     health_url = f"http://127.0.0.1:{ports['AIRFLOW_PORT']}/api/v2/monitor/health"
-    predict = f"http://127.0.0.1:{ports['GATEWAY_PORT']}/predict"
     postgres = compose.containers(docker_client)["postgres"]
     postgres.stop(timeout=20)
 
@@ -187,16 +185,30 @@ def test_stack_comes_back_after_the_database_restarts(stack, docker_client):
             return True
         return r.status_code != 200 or r.json()["metadatabase"]["status"] != "healthy"
     wait_until(db_down, 60, interval=1, what="the API server to report the database down")
-    answer = httpx.post(predict, json={"user_id": "u9", "features": [0.0] * 30},
-                        headers={"X-User-ID": "u9"}, timeout=15)
-    assert answer.status_code == 200 and answer.headers["X-Model-Version"] == "v1"
+    while_down()
     postgres.start()
 
     def all_healthy() -> bool:
-        body = httpx.get(health_url, timeout=10).json()
+        try:
+            body = httpx.get(health_url, timeout=10).json()
+        except (httpx.HTTPError, ValueError):
+            return False
         return all(body[p]["status"] == "healthy"
                    for p in ("metadatabase", "scheduler", "triggerer", "dag_processor"))
-    wait_until(all_healthy, 240, interval=3, what="Airflow healthy again after the restart")
+    wait_until(all_healthy, 300, interval=3, what="Airflow healthy again after the restart")
+
+
+def test_stack_comes_back_after_the_database_restarts(stack, docker_client):
+    """PostgreSQL stopped and started again: predictions never depend on it, and Airflow is
+    healthy again (components that lost their database restart: restart unless-stopped)."""
+    compose, ports, _ = stack
+    predict = f"http://127.0.0.1:{ports['GATEWAY_PORT']}/predict"
+
+    def still_predicting() -> None:
+        answer = httpx.post(predict, json={"user_id": "u9", "features": [0.0] * 30},
+                            headers={"X-User-ID": "u9"}, timeout=15)
+        assert answer.status_code == 200 and answer.headers["X-Model-Version"] == "v1"
+    _restart_database(compose, docker_client, ports, while_down=still_predicting)
     compose.wait_healthy(240, log=print)
 
 
@@ -216,9 +228,10 @@ def test_a_release_runs_end_to_end_on_the_stack(stack, docker_client, serving_im
     finds v2's image (built on the host: the Airflow image has no checkout to build from),
     validation runs in v2's image, v2 starts as a container on the compose network scoring with
     v1 too, the nginx container moves the weight, Prometheus is asked; approvals are answered
-    over REST; v2 is promoted and v1 (the stack's `stable` container) removed after the
-    teardown delay. No synthetic users: every look is inconclusive (no data) and confirmed,
-    so a container's cold latency cannot decide the test."""
+    over REST. PostgreSQL is stopped and started again while the first step's analysis waits
+    in the triggerer; the release goes on, v2 is promoted and v1 (the stack's `stable`
+    container) removed after the teardown delay. No synthetic users: every look is
+    inconclusive (no data) and confirmed, so a container's cold latency cannot decide it."""
     from paddle_canary.airflow_rest import AirflowClient
     from paddle_canary.localstack import driver
     from paddle_canary.registry import Registry
@@ -231,9 +244,12 @@ def test_a_release_runs_end_to_end_on_the_stack(stack, docker_client, serving_im
         wait_until(client.dag_exists, 120, interval=2, what="model_release parsed")
         client.unpause()
         run_id = client.trigger({"model": MODEL, "version": "v2", "steps": [50, 100],
-                                 "step_interval_s": 6, "poll_interval_s": 2,
+                                 "step_interval_s": 20, "poll_interval_s": 2,
                                  "approvals_before": [], "teardown_delay_s": 5,
                                  "max_extensions": 0})
+        driver.drive(client, run_id, tmp_path, MODEL, timeout=600, log=print,
+                     until=lambda s: s.get("step_01.analyze") == "deferred")
+        _restart_database(compose, docker_client, ports)
         run = driver.drive(client, run_id, tmp_path, MODEL, timeout=600, log=print)
         states = client.task_instances(run_id)
     finally:

@@ -81,6 +81,11 @@ def test_another_spec_rolls_the_deployment_and_gives_another_instance(cluster):
     # Old pods are gone once the new ones are ready (maxUnavailable 0).
     assert len(cluster.kube.names("pods", NS)) == 1
     assert rt.probe(MODEL, "v2").restarted_since(first)
+    # Deployed again without a shadow (the promoted candidate as the next release's stable):
+    # taken as it runs, not rolled (Runtime.deploy).
+    cluster.kube.calls.clear()
+    assert rt.deploy(MODEL, "v2") == shadowed
+    assert not [m for m, _ in cluster.kube.calls if m.startswith(("create", "replace", "patch"))]
 
 
 def test_endpoints_come_from_labels(cluster):

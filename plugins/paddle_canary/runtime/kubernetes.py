@@ -132,22 +132,28 @@ class KubernetesRuntime(Runtime):
                         port=workload.PORT, pid=None, instance=_instance(dep))
 
     def deploy(self, model: str, version: str, *, shadow: str | None = None) -> Endpoint:
-        try:
-            cfg = self.model_config(model)
-            desired = workload.deployment(
-                model, version, self.namespace, self.settings.image_for(model, version),
-                placement=cfg.serving, replicas=cfg.replicas,
-                service_account=self.settings.service_account, shadow=shadow,
-                shadow_image=self.settings.image_for(model, shadow) if shadow else None,
-                image_pull_policy=self.image_pull_policy)
-        except UserError as exc:  # bad names, a bad model.yaml: nothing was changed
-            if isinstance(exc, DeployError):
-                raise
-            raise DeployError(f"{model} {version}: {exc}") from exc
+        def spec(shadow: str | None) -> dict:
+            try:
+                cfg = self.model_config(model)
+                return workload.deployment(
+                    model, version, self.namespace, self.settings.image_for(model, version),
+                    placement=cfg.serving, replicas=cfg.replicas,
+                    service_account=self.settings.service_account, shadow=shadow,
+                    shadow_image=self.settings.image_for(model, shadow) if shadow else None,
+                    image_pull_policy=self.image_pull_policy)
+            except UserError as exc:  # bad names, a bad model.yaml: nothing was changed
+                if isinstance(exc, DeployError):
+                    raise
+                raise DeployError(f"{model} {version}: {exc}") from exc
+
+        desired = spec(shadow)
         name = desired["metadata"]["name"]
+        live = self._read_deployment(model, version)
+        if shadow is None and _live_shadow(live):
+            # a running version's shadow is kept (Runtime.deploy): it serves, no rollout
+            desired = spec(_live_shadow(live))
         self._ensure_service(workload.model_service(model, self.namespace))
         self._ensure_service(workload.version_service(model, version, self.namespace))
-        live = self._read_deployment(model, version)
         if live is not None and not names.is_managed(live):
             raise DeployError(f"Deployment {self.namespace}/{name} exists but was not created "
                               "by paddle-canary; it will not be taken over")
@@ -318,3 +324,15 @@ def pod_problems(pods: list[dict]) -> tuple[list[str], bool]:
                 problems.append(f"{name}/{cs.get('name')}: running, readiness (/deep_health) "
                                 "not passing")
     return problems, fatal
+
+
+def _live_shadow(dep: dict | None) -> str | None:
+    """The shadow version a Deployment's serving container runs with (``--shadow V``)."""
+    if dep is None:
+        return None
+    for container in (((dep.get("spec") or {}).get("template") or {}).get("spec") or {}) \
+            .get("containers") or []:
+        args = list(container.get("args") or [])
+        if workload.SHADOW_ARG in args[:-1]:
+            return args[args.index(workload.SHADOW_ARG) + 1]
+    return None
