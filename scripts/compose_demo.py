@@ -13,7 +13,8 @@
    container; v2 is promoted and the v1 container removed after the teardown delay.
 4. Releases bad-slow (25 ms per row): the latency gate fails it; traffic stays on v2.
 5. Copies each release's journal and report out of the stack's volume into
-   `var/compose-demo/`, prints a summary, and takes the stack down (unless --keep-running).
+   `var/compose-demo/`, prints a summary, and takes the stack down (unless --keep-running),
+   and stops the dockerd it started, if it started one (images stay in `var/dockerd`).
 """
 
 from __future__ import annotations
@@ -124,6 +125,11 @@ def main() -> int:
     from paddle_canary.images.engine import docker_client
 
     home = Path(args.home)
+    ours = None   # our own dockerd, when this demo is the one that starts it
+    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").is_socket():
+        from paddle_canary.images.commands import dockerd_home
+        from paddle_canary.localstack.dockerd import Dockerd
+        ours = None if Dockerd(dockerd_home()).running else Dockerd(dockerd_home())
     url = engine_url(start=True)
     os.environ["DOCKER_HOST"] = url
     env_file = home / ".env"
@@ -175,6 +181,9 @@ def main() -> int:
         if not args.keep_running:
             log("docker-compose down -v (and the release's containers)")
             stack.down()
+            if ours is not None:
+                log(f"stopping the dockerd this demo started ({ours.home})")
+                ours.stop()
     print()
     print(f"{'candidate':<10} {'outcome':<12} {'steps reached':<22} {'confirms':>8}  reason")
     for r in results:
