@@ -2,6 +2,9 @@
 
 - ``registry_root``: the committed registry (``model_registry/``: risk-score v1, v2).
 - ``broken_registry_root``: the broken fixture models (``fixtures/broken_models/``).
+- ``isolated_settings``: a copy of the registry and a state home of the test's own, Prometheus
+  where nothing answers; ``isolated_settings_in_env``: the same, in the environment (what the
+  CLI, the operators and the controller read).
 - ``serving_factory`` / ``module_serving_factory``: ``start(model, version, registry_root=None)
   -> Endpoint`` starts ``paddle-canary serve`` through :class:`LocalRuntime` and returns once
   the version answers ``/deep_health``; every process started is stopped by PID when the test
@@ -29,6 +32,24 @@ def registry_root() -> Path:
 @pytest.fixture(scope="session")
 def broken_registry_root() -> Path:
     return REPO / "fixtures" / "broken_models"
+
+
+@pytest.fixture
+def isolated_settings(tmp_path, registry_root):
+    import shutil
+
+    from paddle_canary.settings import Settings
+    root = tmp_path / "registry"
+    shutil.copytree(registry_root, root, ignore=shutil.ignore_patterns("release.lock", ".lock"))
+    return Settings(home=tmp_path / "home", registry_root=root,
+                    prometheus_url="http://127.0.0.1:9")
+
+
+@pytest.fixture
+def isolated_settings_in_env(isolated_settings, monkeypatch):
+    for key, value in isolated_settings.to_env().items():
+        monkeypatch.setenv(key, value)
+    return isolated_settings
 
 
 def _serving(workdir: Path):

@@ -26,16 +26,8 @@ def airflow_home(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def settings(tmp_path, registry_root, monkeypatch, airflow_home):
+def settings(isolated_settings_in_env, airflow_home):
     """A copy of the registry and a state home of this test's own, in the environment (the
     operators and the controller read Settings from it); Prometheus where nothing answers."""
-    import shutil
-
-    from paddle_canary.settings import Settings
-    root = tmp_path / "registry"
-    shutil.copytree(registry_root, root, ignore=shutil.ignore_patterns("release.lock", ".lock"))
-    s = Settings(home=tmp_path / "home", registry_root=root, prometheus_url="http://127.0.0.1:9")
-    for key, value in s.to_env().items():
-        monkeypatch.setenv(key, value)
-    return s
+    return isolated_settings_in_env
 

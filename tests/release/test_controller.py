@@ -4,7 +4,6 @@ the real registry, plan, lock and journal. Faults are injected through the doubl
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from paddle_canary.release import controller, lock
 from paddle_canary.release import events as ev
 from paddle_canary.release.controller import Release, ReleaseFailed
 from paddle_canary.release.journal import Journal
-from paddle_canary.settings import Settings
 from paddle_canary.traffic.base import Backend, ModelRoute, RouterError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analysis"))
@@ -26,11 +24,8 @@ MODEL = "risk-score"
 
 
 @pytest.fixture
-def settings(tmp_path, registry_root):
-    root = tmp_path / "registry"
-    shutil.copytree(registry_root, root, ignore=shutil.ignore_patterns("release.lock", ".lock"))
-    return Settings(home=tmp_path / "home", registry_root=root,
-                    prometheus_url="http://127.0.0.1:9")
+def settings(isolated_settings):
+    return isolated_settings
 
 
 def start(settings, router=None, runtime=None, provider=None, **request) -> Release:

@@ -5,7 +5,6 @@ local runtime)."""
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
@@ -14,20 +13,14 @@ from paddle_canary import cli
 from paddle_canary.release import controller, manual
 from paddle_canary.release import events as ev
 from paddle_canary.release.controller import Release
-from paddle_canary.settings import Settings
 from paddle_canary.traffic.base import Backend, ModelRoute
 
 MODEL = "risk-score"
 
 
 @pytest.fixture
-def settings(tmp_path, registry_root, monkeypatch):
-    root = tmp_path / "registry"
-    shutil.copytree(registry_root, root, ignore=shutil.ignore_patterns("release.lock", ".lock"))
-    s = Settings(home=tmp_path / "home", registry_root=root, prometheus_url="http://127.0.0.1:9")
-    for key, value in s.to_env().items():
-        monkeypatch.setenv(key, value)
-    return s
+def settings(isolated_settings_in_env):
+    return isolated_settings_in_env
 
 
 def start(settings, **request) -> Release:
