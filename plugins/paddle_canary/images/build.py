@@ -342,32 +342,32 @@ def _finish(client, image_id: str, tag: str, model: str, version: str, content_h
 def _built_from_model(client, tag: str, content_hash: str) -> tuple[str, str, str] | None:
     """``(image id, why, base)`` when the engine has ``tag`` built from the model files with
     ``content_hash`` (whatever code and base it was built with), else None."""
-    from docker.errors import ImageNotFound
-
-    try:
-        image = client.images.get(tag)
-    except ImageNotFound:
-        return None
-    labels = image.labels or {}
-    if labels.get(CONTENT_HASH_LABEL) != content_hash:
+    image = _image_of_model(client, tag, content_hash)
+    if image is None:
         return None
     return image.id, (f"no source checkout here to build from; the engine's {tag} was built "
                       f"from the same model {content_hash[:19]} (image {image.id[:19]}), used "
-                      "as it is"), labels.get("org.opencontainers.image.base.name", "")
+                      "as it is"), image.labels.get("org.opencontainers.image.base.name", "")
 
 
 def _already_built(client, tag: str, content_hash: str, inputs: str) -> tuple[str, str] | None:
+    image = _image_of_model(client, tag, content_hash)
+    if image is not None and image.labels.get(INPUTS_LABEL) == inputs:
+        return image.id, (f"already built from model {content_hash[:19]} with the same serving "
+                          f"code and base (image {image.id[:19]})")
+    return None
+
+
+def _image_of_model(client, tag: str, content_hash: str):
+    """The engine's image ``tag`` when it was built from the model files with ``content_hash``
+    (its labels), else None."""
     from docker.errors import ImageNotFound
 
     try:
         image = client.images.get(tag)
     except ImageNotFound:
         return None
-    labels = image.labels or {}
-    if labels.get(CONTENT_HASH_LABEL) == content_hash and labels.get(INPUTS_LABEL) == inputs:
-        return image.id, (f"already built from model {content_hash[:19]} with the same serving "
-                          f"code and base (image {image.id[:19]})")
-    return None
+    return image if (image.labels or {}).get(CONTENT_HASH_LABEL) == content_hash else None
 
 
 def describe(ref: ImageRef) -> str:
