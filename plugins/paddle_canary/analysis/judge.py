@@ -31,7 +31,7 @@ from paddle_canary.analysis.counts import NoData, WindowCounts
 from paddle_canary.analysis.gates import (GATE_FUNCTIONS, RULES, SHARE, _share_status, decide,
                                           regate)
 from paddle_canary.analysis.verdict import (FAIL, INCONCLUSIVE, PASS, Check, GateResult,
-                                            Verdict, combine)
+                                            Verdict, status_and_reason)
 
 
 def judge(baseline: WindowCounts | NoData, candidate: WindowCounts | NoData,
@@ -62,13 +62,7 @@ def judge(baseline: WindowCounts | NoData, candidate: WindowCounts | NoData,
         if prev:
             gates = tuple(_intersect(g, prev.get(g.gate, {}), candidate) for g in gates)
         reason = ""
-    status = combine(g.status for g in gates)
-    if status == FAIL:
-        reason = " | ".join(g.reason for g in gates if g.status == FAIL)
-    elif status == PASS:
-        reason = "all gates pass"
-    elif not reason:
-        reason = " | ".join(g.reason for g in gates if g.status == INCONCLUSIVE)
+    status, reason = status_and_reason(gates, reason)
     return Verdict(status=status, model=candidate.model, baseline=baseline.version,
                    candidate=candidate.version, window_start=start, window_end=end,
                    evaluated_at=evaluated_at, reason=reason, gates=gates)

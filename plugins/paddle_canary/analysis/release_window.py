@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from paddle_canary.analysis.verdict import FAIL, INCONCLUSIVE, PASS, GateResult, Verdict, combine
+from paddle_canary.analysis.verdict import FAIL, PASS, GateResult, Verdict, status_and_reason
 
 
 def _since(release: Verdict) -> str:
@@ -71,12 +71,8 @@ def carry(step: Verdict, release: Verdict | None, min_samples: int) -> Verdict:
     span = _since(release)
     by_name = {g.gate: g for g in release.gates}
     gates = tuple(carry_gate(g, by_name.get(g.gate), min_samples, span) for g in step.gates)
-    status = combine(g.status for g in gates)
-    if status == FAIL:
-        reason = " | ".join(g.reason for g in gates if g.status == FAIL)
-    elif status == PASS:
-        reason = ("all gates pass" if all(g is s for g, s in zip(gates, step.gates))
-                  else "all gates pass (some over the release so far)")
-    else:
-        reason = " | ".join(g.reason for g in gates if g.status == INCONCLUSIVE) or step.reason
-    return dataclasses.replace(step, status=status, reason=reason, gates=gates)
+    carried = any(g is not s for g, s in zip(gates, step.gates))
+    status, reason = status_and_reason(
+        gates, passed="all gates pass (some over the release so far)" if carried
+        else "all gates pass")
+    return dataclasses.replace(step, status=status, reason=reason or step.reason, gates=gates)

@@ -24,6 +24,19 @@ def combine(statuses: Iterable[str]) -> str:
     return INCONCLUSIVE
 
 
+def status_and_reason(gates: Iterable["GateResult"], why: str = "",
+                      passed: str = "all gates pass") -> tuple[str, str]:
+    """A step's status from its gates, and its reason: the failing gates' reasons on a fail,
+    ``passed`` on a pass, else ``why`` when given, or the inconclusive gates' reasons."""
+    gates = list(gates)
+    status = combine(g.status for g in gates)
+    if status == FAIL:
+        return status, " | ".join(g.reason for g in gates if g.status == FAIL)
+    if status == PASS:
+        return status, passed
+    return status, why or " | ".join(g.reason for g in gates if g.status == INCONCLUSIVE)
+
+
 def _num(x: Any) -> Any:
     """A plain float for JSON (numpy scalars are not serialisable by Airflow's triggerer or
     json); JSON has no NaN/inf: write them as null."""
