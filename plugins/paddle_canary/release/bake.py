@@ -9,13 +9,13 @@ guards are absolute, over the new stable's series since its promotion:
 - **latency**: at most 5 % of its requests above ``gates.latency_p95.max_ms`` (its P95 under
   the gate's limit);
 - **rejection rate**: within ``gates.rejection_rate.max_abs_diff_pp`` of the previous version's
-  reject rate.
+  reject rate;
+- **the process**: a restart (its counters reset) or a version that is gone is a breach.
 
 The previous version's rates come from the last step judged, over the release so far (at 100 %
 stable has almost no rows of its own), from at least ``min_samples`` rows; the allowed band is
 widened by that estimate's own confidence interval, so a reference from few rows cannot undo a
 good promotion. Without such a reference the rejection guard is not used.
-- **the process**: a restart (its counters reset) or a version that is gone is a breach.
 
 Each share is judged with an exact beta-binomial confidence sequence (``analysis.stats``), at
 ``gates.alpha`` split over the three, and only a *fail* acts: the whole sequence beyond its
@@ -34,7 +34,6 @@ from typing import Any
 from paddle_canary.release import events as ev
 
 BY = "bake guard"
-TAIL = 0.05
 N_CHECKS = 3
 OK, FAIL, INCONCLUSIVE, UNDONE = "ok", "fail", "inconclusive", "undone"
 
@@ -61,7 +60,6 @@ def _reference(events: list[ev.Event], gate: str, key: str, min_samples: int
 def _share_check(name: str, k: float, n: float, alpha: float, lo_limit: float,
                  hi_limit: float, what: str) -> dict[str, Any]:
     from paddle_canary.analysis.stats import beta_binomial_cs
-
     lo, hi = beta_binomial_cs(k, n, alpha) if n > 0 else (0.0, 1.0)
     share = k / n if n > 0 else math.nan
     status = FAIL if (lo > hi_limit or hi < lo_limit) else OK
@@ -76,7 +74,9 @@ def look(release, now: float | None = None) -> dict[str, Any]:
     from paddle_canary.analysis import counts as counts_mod
     from paddle_canary.analysis.config import GateConfig
     from paddle_canary.analysis.counts import NoData
-    from paddle_canary.analysis.stats import count_above
+    from paddle_canary.analysis.gates import P95
+    from paddle_canary.analysis.stats import beta_binomial_cs, count_above
+    from paddle_canary.runtime.base import GONE
     from paddle_canary.telemetry import LATENCY_BUCKETS
 
     p = release.plan
@@ -87,7 +87,7 @@ def look(release, now: float | None = None) -> dict[str, Any]:
     if promoted is None:
         return {"status": INCONCLUSIVE, "reason": "not promoted", "checks": []}
     health = release.runtime.probe(p.model, p.candidate)
-    if health.state == "gone":
+    if health.state == GONE:
         return {"status": FAIL, "checks": [],
                 "reason": f"the new stable {p.candidate} is gone: {health.detail}"}
     now = time.time() if now is None else now
@@ -104,8 +104,6 @@ def look(release, now: float | None = None) -> dict[str, Any]:
         return {"status": FAIL, "checks": [],
                 "reason": f"the new stable {p.candidate} restarted {counts.restarts:.0f} "
                           "time(s) since its promotion"}
-    from paddle_canary.analysis.stats import beta_binomial_cs
-
     config = GateConfig.from_dict(p.gates)
     alpha = config.alpha / N_CHECKS
 
@@ -124,7 +122,7 @@ def look(release, now: float | None = None) -> dict[str, Any]:
                      "error share"),
         _share_check("latency", count_above(counts.latency_buckets, LATENCY_BUCKETS,
                                             config.latency_p95.max_ms / 1000),
-                     float(sum(counts.latency_buckets)), alpha, -1.0, TAIL,
+                     float(sum(counts.latency_buckets)), alpha, -1.0, 1 - P95,
                      f"requests above {config.latency_p95.max_ms:g} ms"),
     ]
     if rejects_ref is not None:
