@@ -395,7 +395,7 @@ class Release:
             # the release so far (analysis.release_window): deploy (or stable's restart) to now
             released = analyze(self.provider, p.model, p.baseline, p.candidate, config,
                                start=window_from, end=end,
-                               previous=self._release_previous(window_from),
+                               previous=self._release_previous(window_from, previous),
                                alpha=p.release_alpha(config.alpha))
         verdict = carry(step_verdict, released, config.min_samples).to_dict()
         verdict["alpha"] = alpha
@@ -420,14 +420,18 @@ class Release:
                             health=verdict["health"]))
         return verdict
 
-    def _release_previous(self, start: float) -> dict[str, Any] | None:
+    def _release_previous(self, start: float, previous: dict[str, Any] | None
+                          ) -> dict[str, Any] | None:
         """The last look's release window, when it starts at ``start`` (its running
-        intersection continues across steps)."""
-        for look in reversed(ev.of_kind(self.events(), ev.Look)):
-            found = (look.verdict or {}).get("release_window")
-            if found:
-                same = abs(float(found["window"]["start"]) - start) < 1e-3
-                return found if same else None
+        intersection continues across steps): the previous look's of this step, which the
+        trigger holds; the journal's last one at a step's first look."""
+        found = previous.get("release_window") if isinstance(previous, dict) else None
+        if not found:
+            looks = [look.verdict.get("release_window")
+                     for look in ev.of_kind(self.events(), ev.Look) if look.verdict]
+            found = next((w for w in reversed(looks) if w), None)
+        if found and abs(float(found["window"]["start"]) - start) < 1e-3:
+            return found
         return None
 
     def _custom_gates(self, start: float, previous: dict[str, Any] | None) -> list[dict]:
