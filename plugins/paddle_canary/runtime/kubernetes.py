@@ -149,9 +149,9 @@ class KubernetesRuntime(Runtime):
         desired = spec(shadow)
         name = desired["metadata"]["name"]
         live = self._read_deployment(model, version)
-        if shadow is None and _live_shadow(live):
-            # a running version's shadow is kept (Runtime.deploy): it serves, no rollout
-            desired = spec(_live_shadow(live))
+        kept = _live_shadow(live) if shadow is None else None
+        if kept:  # a running version's shadow is kept (Runtime.deploy): it serves, no rollout
+            desired = spec(kept)
         self._ensure_service(workload.model_service(model, self.namespace))
         self._ensure_service(workload.version_service(model, version, self.namespace))
         if live is not None and not names.is_managed(live):
