@@ -100,7 +100,7 @@ def release(client, scheduler, home: Path, version: str, args) -> dict:
     copied = copy_out(scheduler, f"{STATE}/{report}", home / report)
     summary["report"] = str(copied) if copied else None
     log(f"[{version}] -> {summary['outcome']}: {json.dumps(summary)}")
-    return {"candidate": version, **summary}
+    return {"model": MODEL, "candidate": version, **summary}
 
 
 def main() -> int:
@@ -123,6 +123,7 @@ def main() -> int:
     from paddle_canary.compose.stack import ComposeStack
     from paddle_canary.images.build import build_serving_image
     from paddle_canary.images.engine import docker_client
+    from paddle_canary.localstack import driver
 
     home = Path(args.home)
     ours = None   # our own dockerd, when this demo is the one that starts it
@@ -185,14 +186,7 @@ def main() -> int:
                 log(f"stopping the dockerd this demo started ({ours.home})")
                 ours.stop()
     print()
-    print(f"{'candidate':<10} {'outcome':<12} {'steps reached':<22} {'confirms':>8}  reason")
-    for r in results:
-        steps = ",".join((["shadow"] if r.get("shadow_phase") else [])
-                         + [str(w) for w in r.get("steps_reached") or []])
-        print(f"{r['candidate']:<10} {r.get('outcome') or '?':<12} {steps:<22} "
-              f"{r.get('confirmations', '?'):>8}  {(r.get('reason') or '')[:60]}")
-    for r in results:
-        print(f"report: {r.get('report')}")
+    print("\n".join(driver.summary_table(results)))
     print(f"compose demo took {time.monotonic() - t0:.0f} s")
     got = [(r["candidate"], r.get("outcome")) for r in results]
     ok = got == RELEASES and all(

@@ -103,18 +103,7 @@ def main() -> int:
             stack.down()
     print()
     print("=" * 78)
-    print(f"{'model':<12} {'candidate':<10} {'outcome':<12} {'steps reached':<22} "
-          f"{'confirms':>8} {'fail->cut':>9}  reason")
-    for r in results:
-        steps = ",".join((["shadow"] if r.get("shadow_phase") else [])
-                         + [str(w) for w in r.get("steps_reached") or []])
-        t = (f"{r['failing_look_to_weight0_s']:.1f} s" if r.get("failing_look_to_weight0_s")
-             else "-")
-        print(f"{r['model']:<12} {r.get('candidate') or '?':<10} {r.get('outcome') or '?':<12} "
-              f"{steps:<22} {r.get('confirmations', '?'):>8} {t:>9}  "
-              f"{(r.get('reason') or r.get('error') or '')[:50]}")
-    for r in results:
-        print(f"report: {r.get('report')}")
+    print("\n".join(driver.summary_table(results)))
     print(f"demo took {time.monotonic() - t0:.0f} s")
     got = {(r["model"], r.get("candidate")): r.get("outcome") for r in results}
     # bad-slow must be rolled back for the fault it has, not for anything else going wrong

@@ -87,3 +87,20 @@ def test_an_approval_asked_again_by_a_retried_task_is_answered_again(tmp_path):
     client = ApprovalClient()
     driver.drive(client, "run-1", tmp_path, "risk-score", timeout=30)
     assert client.answers == [("step_01.confirm", "Approve")] * 2
+
+
+def test_the_demo_table_shows_the_shadow_phase_confirmations_and_the_cut():
+    from paddle_canary.localstack.driver import summary_table
+
+    lines = summary_table([
+        {"model": "risk-score", "candidate": "v2", "outcome": "promoted", "shadow_phase": True,
+         "steps_reached": [5, 100], "confirmations": 0, "report": "/r/a.html"},
+        {"model": "risk-score", "candidate": "bad-slow", "outcome": "rolled_back",
+         "shadow_phase": True, "steps_reached": [], "confirmations": 0,
+         "failing_look_to_weight0_s": 0.42, "reason": "latency_p95 fail: P95 47.7 ms"}])
+    assert lines[0].split() == ["model", "candidate", "outcome", "steps", "reached",
+                                "confirms", "fail->cut", "reason"]
+    assert lines[1].split()[:5] == ["risk-score", "v2", "promoted", "shadow,5,100", "0"]
+    assert lines[2].split()[3:7] == ["shadow", "0", "0.4", "s"]
+    assert lines[2].endswith("latency_p95 fail: P95 47.7 ms")
+    assert lines[3:] == ["report: /r/a.html", "report: None"]

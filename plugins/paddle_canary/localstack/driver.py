@@ -122,3 +122,22 @@ def summary(home: Path, model: str, run_id: str, run_state: str) -> dict:
         "failing_look_to_rollback_cut_s": cuts[-1] - first_fail if cuts and first_fail else None,
         "report": str(reports[-1]) if reports else None,
     }
+
+
+def summary_table(results: list[dict]) -> list[str]:
+    """The demos' table, a line each (header first): model, candidate, outcome, the steps
+    reached (``shadow`` first when it had a shadow phase), the confirmations a person was asked
+    for, the first failing look to weight 0, and the reason; then each report's path."""
+    lines = [f"{'model':<12} {'candidate':<10} {'outcome':<12} {'steps reached':<22} "
+             f"{'confirms':>8} {'fail->cut':>9}  reason"]
+    for r in results:
+        steps = ",".join((["shadow"] if r.get("shadow_phase") else [])
+                         + [str(w) for w in r.get("steps_reached") or []])
+        t = (f"{r['failing_look_to_weight0_s']:.1f} s" if r.get("failing_look_to_weight0_s")
+             else "-")
+        lines.append(f"{r.get('model') or '?':<12} {r.get('candidate') or '?':<10} "
+                     f"{r.get('outcome') or '?':<12} {steps:<22} "
+                     f"{r.get('confirmations', '?'):>8} {t:>9}  "
+                     f"{(r.get('reason') or r.get('error') or '')[:50]}")
+    return lines + [f"report: {r.get('report')}" for r in results]
+
