@@ -158,6 +158,14 @@ def run(judge_name: str, scenario: str, sequences: int, scores: dict,
     return out
 
 
+def _plus(done: tuple | None, window: tuple) -> tuple:
+    """(stable, candidate, paired) totals: ``done`` and this window's added."""
+    if done is None:
+        return window
+    (b0, c0, p0), (b, c, p) = done, window
+    return {k: b0[k] + b[k] for k in b}, {k: c0[k] + c[k] for k in c}, p0 + p
+
+
 def release_aa(releases: int, scores: dict, total_alpha: float, mode: str,
                looks_per_step: int = 10) -> dict:
     """Releases of 11 steps (5, 15, ..., 95, 100 %) of an identical candidate, paired judge,
@@ -199,9 +207,7 @@ def release_aa(releases: int, scores: dict, total_alpha: float, mode: str,
                 prev = v
                 last = (b, c, p)
                 if mode == "carried":
-                    rb, rc, rp = (b, c, p) if done is None else (
-                        {k: done[0][k] + b[k] for k in b}, {k: done[1][k] + c[k] for k in c},
-                        done[2] + p)
+                    rb, rc, rp = _plus(done, (b, c, p))
                     rv = judge(window("v1", rb, clock), window("v1-copy", rc, clock, paired=rp),
                                rel_cfg, evaluated_at=clock, previous=rel_prev)
                     rel_prev = rv
@@ -212,10 +218,7 @@ def release_aa(releases: int, scores: dict, total_alpha: float, mode: str,
                     break
             if any_fail:
                 break
-            b, c, p = last
-            done = (b, c, p) if done is None else (
-                {k: done[0][k] + b[k] for k in b}, {k: done[1][k] + c[k] for k in c},
-                done[2] + p)
+            done = _plus(done, last)
         failed += any_fail
     return {"releases": releases, "failed": failed, "step_fails": step_fails,
             "alpha": total_alpha, "mode": mode}
