@@ -35,6 +35,8 @@ sys.path.insert(0, str(REPO / "plugins"))
 import logging  # noqa: E402
 
 from paddle_canary import process  # noqa: E402
+from paddle_canary.localstack.private import (PRIVATE_UMASK, private_dir,  # noqa: E402
+                                              write_private)
 
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -73,8 +75,8 @@ def copy_out(container, path: str, dest: Path) -> Path | None:
     with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
         member = tar.getmembers()[0]
         data = tar.extractfile(member).read()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_bytes(data)
+    private_dir(dest.parent)
+    write_private(dest, data.decode("utf-8"))
     return dest
 
 
@@ -139,7 +141,7 @@ def main() -> int:
         ComposeStack(project=args.project, env_file=env_file.resolve(), docker_url=url,
                      overrides={"COMPOSE_NETWORK": network}).down()
     shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
+    private_dir(home)   # .env, journals, reports: this user's alone
     t0 = time.monotonic()
     registry = registry_copy(home)
     engine = docker_client(url, timeout=3600)
@@ -167,7 +169,8 @@ def main() -> int:
         load = process.spawn([sys.executable, "-m", "paddle_canary.cli", "loadgen", "--gateway",
                               gateway, "--model", f"{MODEL}:{args.rate}", "--duration", "3600",
                               "--users", "5000", "--concurrency", "4", "--timeout", "5",
-                              "--registry", str(registry)], home / "loadgen.log")
+                              "--registry", str(registry)], home / "loadgen.log",
+                             umask=PRIVATE_UMASK)
         client = AirflowClient(f"http://127.0.0.1:{ports['AIRFLOW_PORT']}", "admin",
                                values["AIRFLOW_ADMIN_PASSWORD"], timeout=30)
         process.wait_until(client.dag_exists, 180, interval=2, what="model_release parsed")

@@ -36,6 +36,10 @@ def test_start_find_stop_leaves_nothing(tmp_path, dockerd):
         assert not engine.running and not pid_alive(pid)
         assert not Path(f"/sys/class/net/{bridge}").exists()
         assert engine._leftover_pids() == [] and not engine.exec_root.exists()
+        # its state is this user's alone: the home 0700, its log and databases 0600
+        assert engine.home.stat().st_mode & 0o777 == 0o700
+        for path in [engine.log_path, *engine.data_root.rglob("*.db")]:
+            assert path.stat().st_mode & 0o077 == 0, path
         assert dockerd.running
     finally:
         engine.wipe()

@@ -31,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 from paddle_canary.errors import UserError
+from paddle_canary.localstack.private import private_dir
 from paddle_canary.process import Timeout, pid_alive, read_pidfile, spawn, stop_pid, wait_until
 
 NETWORK = "paddle-canary"
@@ -125,7 +126,7 @@ class Dockerd:
             if shutil.which("dockerd") is None:
                 raise DockerdError("dockerd not found: install Debian's docker.io "
                                    "(apt-get install docker.io; `make os-deps` does)")
-            self.home.mkdir(parents=True, exist_ok=True)
+            private_dir(self.home)   # its log and data root are this user's alone
             self.exec_root.mkdir(parents=True, exist_ok=True)
             self.pidfile.unlink(missing_ok=True)
             offset = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -145,7 +146,21 @@ class Dockerd:
                 stop_pid(proc.pid, signal.SIGTERM, STOP_TIMEOUT_S)
                 raise DockerdError(f"{exc}; {self._log_tail(offset)}") from None
         self._ensure_network()
+        self._private_state()
         return self
+
+    def _private_state(self) -> None:
+        """The engine's metadata databases and its log 0600: dockerd makes some of them 0644
+        (containerd's ``meta.db``, buildkit's ``containerdmeta.db``, the network store), some
+        only at the first build, so this runs at start and at stop."""
+        # where its databases are; not the layer stores, which hold whole file systems
+        dbs = [db for sub in ("buildkit", "containerd", "network", "volumes")
+               for db in (self.data_root / sub).rglob("*.db")]
+        for path in [self.log_path, *dbs]:
+            try:
+                path.chmod(0o600)
+            except OSError:   # removed meanwhile
+                continue
 
     def _ensure_network(self) -> None:
         client = self.client()
@@ -180,6 +195,7 @@ class Dockerd:
                 subprocess.run(["ip", "link", "delete", name], check=False,
                                capture_output=True, timeout=10)
         shutil.rmtree(self.exec_root, ignore_errors=True)  # runtime state only
+        self._private_state()
 
     def _leftover_pids(self) -> list[int]:
         """Processes whose command line names our exec root or containerd namespace."""
