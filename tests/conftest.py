@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 from docker_fixtures import (docker_client, docker_runtime, docker_runtime_factory,  # noqa: F401
-                             dockerd, image_registry, serving_base, serving_image,
-                             serving_images)
+                             dockerd, image_registry, private_image_registry, serving_base,
+                             serving_image, serving_images)
 
 REPO = Path(__file__).resolve().parents[1]
 

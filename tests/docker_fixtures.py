@@ -13,7 +13,8 @@
   container it started is removed when the test ends.
 - ``docker_runtime``: one of those on the committed registry, with v1 and v2 built.
 - ``image_registry`` (session): Debian's ``docker-registry`` on a free 127.0.0.1 port,
-  ``host:port``; stopped by PID at the end.
+  ``host:port``; stopped by PID at the end. ``private_image_registry``: one that wants the
+  basic-auth login ``REGISTRY_LOGIN``.
 """
 
 from __future__ import annotations
@@ -104,15 +105,18 @@ def docker_runtime(docker_runtime_factory, serving_images, registry_root):
     return docker_runtime_factory(registry_root=registry_root)
 
 
-@pytest.fixture(scope="session")
-def image_registry(tmp_path_factory) -> str:
+def _serve_registry(home: Path, htpasswd: Path | None = None):
+    """Debian's docker-registry on a free 127.0.0.1 port (basic auth from ``htpasswd`` when
+    given); yields ``host:port``, stopped by PID at the end."""
     if shutil.which("docker-registry") is None:
         pytest.fail("docker-registry not found: apt-get install docker-registry (make os-deps)")
-    home = tmp_path_factory.mktemp("image-registry")
     port = free_port()
     config = home / "config.yml"
+    auth = (f"auth:\n  htpasswd:\n    realm: paddle-canary-test\n    path: {htpasswd}\n"
+            if htpasswd else "")
     config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-                      f"    rootdirectory: {home / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n")
+                      f"    rootdirectory: {home / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n"
+                      + auth)
     proc = spawn(["docker-registry", "serve", str(config)], home / "registry.log")
     try:
         wait_until(lambda: proc.poll() is None and port_open(port), 30,
@@ -120,3 +124,27 @@ def image_registry(tmp_path_factory) -> str:
         yield f"127.0.0.1:{port}"
     finally:
         stop_pid(proc.pid, signal.SIGTERM, 10)
+
+
+@pytest.fixture(scope="session")
+def image_registry(tmp_path_factory) -> str:
+    yield from _serve_registry(tmp_path_factory.mktemp("image-registry"))
+
+
+#: The login of :func:`private_image_registry`.
+REGISTRY_LOGIN = ("pusher", "s3cret-registry-pw")
+
+
+@pytest.fixture(scope="session")
+def private_image_registry(tmp_path_factory) -> str:
+    """A docker-registry that wants the basic-auth login :data:`REGISTRY_LOGIN`."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # bcrypt through libxcrypt; the registry takes $2b$ hashes
+    home = tmp_path_factory.mktemp("private-image-registry")
+    user, password = REGISTRY_LOGIN
+    htpasswd = home / "htpasswd"
+    htpasswd.write_text(f"{user}:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n")
+    htpasswd.chmod(0o600)
+    yield from _serve_registry(home, htpasswd)

@@ -7,7 +7,9 @@ drives the nginx and serving processes that ``make up`` started.
 - ``PADDLE_CANARY_HOME``: state directory (default ``<repo>/var/stack``): release journals,
   reports, the local runtime's and the gateway's state
 - ``PADDLE_CANARY_REGISTRY``: model registry root (default: the stack's working copy
-  ``$PADDLE_CANARY_HOME/registry`` when ``make up`` made one, else ``<repo>/model_registry``)
+  ``$PADDLE_CANARY_HOME/registry`` when ``make up`` made one, else ``<repo>/model_registry``).
+  Inside Airflow the Variable ``paddle_canary_registry`` comes first
+  (:mod:`paddle_canary.settings_sources`).
 - ``PADDLE_CANARY_PROMETHEUS_URL``: Prometheus base URL (default ``http://127.0.0.1:9090``)
 - ``PADDLE_CANARY_ROUTER``: the data plane, ``nginx`` (default), ``istio`` or ``compose`` (the
   compose stack's nginx container)
@@ -57,11 +59,14 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
+        from paddle_canary import settings_sources
+
         home = Path(env.get("PADDLE_CANARY_HOME") or REPO / "var" / "stack")
         copy = home / "registry"
         return cls(
             home=home,
-            registry_root=Path(env.get("PADDLE_CANARY_REGISTRY")
+            registry_root=Path(settings_sources.first("registry")
+                               or env.get("PADDLE_CANARY_REGISTRY")
                                or (copy if copy.is_dir() else REPO / "model_registry")),
             prometheus_url=env.get("PADDLE_CANARY_PROMETHEUS_URL") or "http://127.0.0.1:9090",
             router=env.get("PADDLE_CANARY_ROUTER") or "nginx",

@@ -66,7 +66,7 @@ def kube_cluster(monkeypatch, registry_root):
                        "PADDLE_CANARY_K8S_DEPLOY_TIMEOUT_S": "5",
                        "PADDLE_CANARY_ISTIO_MODE": "sticky"}.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(kube_api, "connect", lambda error: kube.apis())
+    monkeypatch.setattr(kube_api, "connect", lambda error, conn_id=None: kube.apis())
     settings = KubeSettings.from_env()
     yield FakeCluster(kube=kube, router=IstioRouter.from_settings(settings),
                       runtime=KubernetesRuntime.from_settings(settings, Registry(registry_root),

@@ -78,7 +78,8 @@ class CanaryAnalysisTrigger(BaseTrigger):
         return until, bool(manual.skips_step(events, self.weight))
 
     async def run(self):
-        release = controller.open_release(self.plan)
+        # in a thread: the settings may come from Airflow Variables (a sync SDK call)
+        release = await asyncio.to_thread(controller.open_release, self.plan)
         verdict: dict[str, Any] = {}
         previous = self.previous
         while True:
@@ -129,7 +130,8 @@ class BakeTrigger(BaseTrigger):
     async def run(self):
         from paddle_canary.release import bake
 
-        release = controller.open_release(self.plan)
+        # in a thread: the settings may come from Airflow Variables (a sync SDK call)
+        release = await asyncio.to_thread(controller.open_release, self.plan)
         while True:
             now = time.time()
             if now >= self.until:

@@ -234,17 +234,34 @@ def _run_build(client, context, tag: str, buildargs: dict, log: Callable[[str], 
     return image_id
 
 
+def image_registry_of(explicit: str | None = None,
+                      env: dict[str, str] | None = None) -> tuple[str | None, dict | None]:
+    """``(image registry, auth_config)``: ``explicit`` (no credentials), else a registered
+    settings source (inside Airflow: the Connection ``docker_default``, with its login), else
+    ``$PADDLE_CANARY_IMAGE_REGISTRY`` of ``env`` (default: the environment; no credentials),
+    else ``(None, None)``."""
+    from paddle_canary import settings_sources
+    if explicit:
+        return explicit, None
+    found = settings_sources.first("image_registry")
+    if found is not None:
+        return found
+    return (os.environ if env is None else env).get(ENV_REGISTRY) or None, None
+
+
 def push_image(client, image_id: str, remote_repo: str, tag: str,
-               log: Callable[[str], None] = print) -> str | None:
-    """Tag ``image_id`` as ``remote_repo:tag`` and push it; the manifest digest. Push errors
-    come as ``{"error": ...}`` items of the stream, not as exceptions: both raise here."""
+               log: Callable[[str], None] = print, auth_config: dict | None = None) -> str | None:
+    """Tag ``image_id`` as ``remote_repo:tag`` and push it (with ``auth_config``'s login when
+    given); the manifest digest. Push errors come as ``{"error": ...}`` items of the stream,
+    not as exceptions: both raise here."""
     from docker.errors import DockerException
 
     ref = f"{remote_repo}:{tag}"
     digest = None
     try:
         client.api.tag(image_id, remote_repo, tag)
-        for item in client.api.push(remote_repo, tag, stream=True, decode=True):
+        for item in client.api.push(remote_repo, tag, stream=True, decode=True,
+                                    auth_config=auth_config):
             if "error" in item:
                 raise ImageError(f"pushing {ref} failed: {str(item['error']).strip()}")
             aux = item.get("aux")
@@ -268,8 +285,9 @@ def build_serving_image(registry_root: Path | str | None, model: str, version: s
     (``None``: the default registry) on ``base`` (default ``$PADDLE_CANARY_IMAGE_BASE``, else
     the GPU base), unless the engine already has it from the same model and code.
 
-    ``push``: ``None`` pushes when an image registry is configured (``image_registry`` or
-    ``$PADDLE_CANARY_IMAGE_REGISTRY``), ``True`` requires one, ``False`` never pushes.
+    ``push``: ``None`` pushes when an image registry is configured (``image_registry``, else
+    the Connection ``docker_default`` inside Airflow, else ``$PADDLE_CANARY_IMAGE_REGISTRY``:
+    :func:`image_registry_of`), ``True`` requires one, ``False`` never pushes.
     ``client``: a ``docker.DockerClient`` (default: one for ``docker_url`` / ``$DOCKER_HOST``).
     """
     from paddle_canary.images.wheelhouse import ensure_wheels_image, wheelhouse
@@ -277,7 +295,7 @@ def build_serving_image(registry_root: Path | str | None, model: str, version: s
 
     card = Registry(registry_root).card(model, version)  # RegistryError (a UserError) first
     tag = image_tag(model, version)
-    image_registry = image_registry or os.environ.get(ENV_REGISTRY) or None
+    image_registry, auth = image_registry_of(image_registry)
     if push and not image_registry:
         raise ImageError(f"cannot push {tag}: no image registry configured "
                          f"(set {ENV_REGISTRY}, e.g. 127.0.0.1:5000)")
@@ -297,7 +315,7 @@ def build_serving_image(registry_root: Path | str | None, model: str, version: s
                              f"(paddle-canary image build {model} {version})") from None
         log(f"{tag}: {found[1]}")
         return _finish(client, found[0], tag, model, version, card.content_hash,
-                       (found[2] or base), found[1], push, image_registry, log, 0.0)
+                       (found[2] or base), found[1], push, (image_registry, auth), log, 0.0)
     base_image = _ensure_base_present(client, base, log)
     wheels = wheelhouse(extra, cache_dir=cache_dir, root=root, log=log)
     inputs = inputs_digest(root, wheels, base_image.id)
@@ -320,18 +338,19 @@ def build_serving_image(registry_root: Path | str | None, model: str, version: s
                                    "MODEL": model, "VERSION": version}, log)
         log(f"built {tag} ({image_id[:19]}) in {time.monotonic() - started:.1f}s")
     return _finish(client, image_id, tag, model, version, card.content_hash, base,
-                   skipped[1] if skipped else None, push, image_registry, log,
+                   skipped[1] if skipped else None, push, (image_registry, auth), log,
                    0.0 if skipped else round(time.monotonic() - started, 2))
 
 
 def _finish(client, image_id: str, tag: str, model: str, version: str, content_hash: str,
-            base: str, skipped: str | None, push: bool, image_registry: str | None, log,
-            build_s: float) -> ImageRef:
-    """Push when asked, and describe the image."""
+            base: str, skipped: str | None, push: bool,
+            image_registry: tuple[str | None, dict | None], log, build_s: float) -> ImageRef:
+    """Push when asked (``image_registry``: the registry and its auth_config), and describe
+    the image."""
     pushed = digest = None
     if push:
-        remote = f"{image_registry.rstrip('/')}/{model}-serving"
-        digest = push_image(client, image_id, remote, version, log)
+        remote = f"{image_registry[0].rstrip('/')}/{model}-serving"
+        digest = push_image(client, image_id, remote, version, log, image_registry[1])
         pushed = f"{remote}:{version}"
         log(f"pushed {pushed} ({digest})")
     return ImageRef(tag=tag, id=image_id, model=model, version=version,

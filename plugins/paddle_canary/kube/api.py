@@ -1,7 +1,8 @@
 """Calls to the Kubernetes API server through the official ``kubernetes`` client.
 
 :func:`connect` builds the three API objects the code uses (core v1, apps/v1, custom objects)
-from the pod's service account, else the user's kubeconfig. :func:`call` makes one call and
+from the Airflow Connection (inside Airflow), else the pod's service account, else the user's
+kubeconfig. :func:`call` makes one call and
 turns what goes wrong into the caller's own error class with a message a person can act on
 (404/409/403/422 explained, an unreachable API server named as such); a 404 can instead return a
 value (``missing=None``). :func:`as_dict` gives every answer as the JSON dict the API server
@@ -34,23 +35,32 @@ class KubeApis:
     custom: Any
 
 
-def connect(error: type[Exception]) -> KubeApis:
-    """Clients with in-cluster credentials, else the kubeconfig; ``error`` when neither works."""
+def connect(error: type[Exception], conn_id: str | None = None) -> KubeApis:
+    """Clients for the cluster of the Airflow Connection ``conn_id`` when one is registered as
+    a settings source (inside Airflow), else in-cluster credentials, else the kubeconfig;
+    ``error`` when none works."""
     try:
         from kubernetes import client, config
     except ImportError as exc:
         raise error("Kubernetes support needs the kubernetes client: "
                     "pip install 'paddle-canary[k8s]'") from exc
+    from paddle_canary import settings_sources
     try:
-        config.load_incluster_config()
-    except config.ConfigException:
+        api_client = settings_sources.first("kubernetes", conn_id) if conn_id else None
+    except Exception as exc:  # noqa: BLE001 - a bad Connection is the caller's error, named
+        raise error(str(exc)) from exc
+    if api_client is None:
         try:
-            config.load_kube_config()
-        except (config.ConfigException, OSError) as exc:
-            raise error("no Kubernetes credentials: not running in a pod and no usable "
-                        f"kubeconfig ({exc})") from exc
-    return KubeApis(core=client.CoreV1Api(), apps=client.AppsV1Api(),
-                    custom=client.CustomObjectsApi())
+            config.load_incluster_config()
+        except config.ConfigException:
+            try:
+                config.load_kube_config()
+            except (config.ConfigException, OSError) as exc:
+                raise error("no Kubernetes credentials: no Airflow Connection "
+                            f"{conn_id or '(none named)'}, not running in a pod and no usable "
+                            f"kubeconfig ({exc})") from exc
+    return KubeApis(core=client.CoreV1Api(api_client), apps=client.AppsV1Api(api_client),
+                    custom=client.CustomObjectsApi(api_client))
 
 
 def status_message(exc: BaseException) -> str:

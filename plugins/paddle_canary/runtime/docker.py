@@ -29,7 +29,8 @@ with both versions (score PSI, decision agreement).
 From the environment (:meth:`DockerRuntime.from_env`, what ``runtime=docker`` in a plan gets):
 ``DOCKER_HOST`` (the engine), ``PADDLE_CANARY_DOCKER_NAMESPACE`` (default ``default``),
 ``PADDLE_CANARY_DOCKER_NETWORK``, ``PADDLE_CANARY_DOCKER_ADDRESS`` (``published``),
-``PADDLE_CANARY_DOCKER_DEVICE`` (``cpu``), ``PADDLE_CANARY_IMAGE_REGISTRY`` (pull from there).
+``PADDLE_CANARY_DOCKER_DEVICE`` (``cpu``), ``PADDLE_CANARY_IMAGE_REGISTRY`` (pull from there;
+inside Airflow the Connection ``docker_default`` comes first: its host and login).
 
 Prometheus: with ``targets_dir`` the runtime writes the version's file_sd target on deploy and
 removes it on remove (:func:`paddle_canary.runtime.scrape_targets.write_target`).
@@ -104,7 +105,7 @@ class DockerRuntime(Runtime):
                  threads: int = 1, release_run: str | None = None,
                  targets_dir: Path | str | None = None, start_timeout: float = 90.0,
                  probe_timeout: float = DEEP_HEALTH_TIMEOUT_S,
-                 image_registry: str | None = None):
+                 image_registry: str | None = None, registry_auth: dict | None = None):
         if device not in DEVICES:
             raise DeployError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
         if address not in ADDRESSES:
@@ -119,7 +120,7 @@ class DockerRuntime(Runtime):
         self.release_run = release_run
         self.targets_dir = Path(targets_dir) if targets_dir else None
         self.start_timeout, self.probe_timeout = start_timeout, probe_timeout
-        self.image_registry = image_registry
+        self.image_registry, self.registry_auth = image_registry, registry_auth
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **kwargs) -> "DockerRuntime":
@@ -127,13 +128,16 @@ class DockerRuntime(Runtime):
         ``kwargs`` (registry_root, targets_dir, ...) are passed on."""
         import os
 
+        from paddle_canary.images.build import image_registry_of
+
         env = os.environ if env is None else env
+        image_registry, auth = image_registry_of(env=env)  # docker_default inside Airflow
         return cls(docker_url=env.get("DOCKER_HOST") or None,
                    namespace=env.get("PADDLE_CANARY_DOCKER_NAMESPACE") or "default",
                    network=env.get("PADDLE_CANARY_DOCKER_NETWORK") or None,
                    address=env.get("PADDLE_CANARY_DOCKER_ADDRESS") or "published",
                    device=env.get("PADDLE_CANARY_DOCKER_DEVICE") or "cpu",
-                   image_registry=env.get("PADDLE_CANARY_IMAGE_REGISTRY") or None, **kwargs)
+                   image_registry=image_registry, registry_auth=auth, **kwargs)
 
     # --- engine ----------------------------------------------------------------------------
     @property
@@ -345,7 +349,7 @@ class DockerRuntime(Runtime):
                 raise DeployError(f"no image {image} in the Docker engine: build it first "
                                   f"(paddle-canary image build {model} {version})") from None
             try:  # pushed by the build, pulled by the engine that runs it
-                found = self.client.images.pull(image)
+                found = self.client.images.pull(image, auth_config=self.registry_auth)
             except DockerException as exc:
                 raise DeployError(f"cannot pull {image}: {_reason(exc)}") from None
         except DockerException as exc:

@@ -34,7 +34,7 @@ from typing import Callable
 from paddle_canary.errors import UserError
 from paddle_canary.kube import api as kube_api
 from paddle_canary.kube import names, workload
-from paddle_canary.kube.config import DEFAULT_IMAGE, KubeSettings, ModelKube
+from paddle_canary.kube.config import DEFAULT_CONN_ID, DEFAULT_IMAGE, KubeSettings, ModelKube
 from paddle_canary.runtime.base import (FAILING, GONE, HEALTHY, DeployError, Endpoint, Runtime,
                                         VersionHealth)
 
@@ -59,10 +59,11 @@ class KubernetesRuntime(Runtime):
     def __init__(self, namespace: str, *, image: str = DEFAULT_IMAGE,
                  model_config: Callable[[str], ModelKube] | None = None, apis=None,
                  service_account: str | None = None, deploy_timeout_s: float = 900.0,
-                 poll_s: float = 2.0, image_pull_policy: str = "IfNotPresent"):
+                 poll_s: float = 2.0, image_pull_policy: str = "IfNotPresent",
+                 conn_id: str = DEFAULT_CONN_ID):
         self.settings = KubeSettings(namespace=namespace, image=image,
                                      service_account=service_account,
-                                     deploy_timeout_s=deploy_timeout_s)
+                                     deploy_timeout_s=deploy_timeout_s, conn_id=conn_id)
         self.namespace = namespace
         self.model_config = model_config or (lambda model: ModelKube())
         self.poll_s = poll_s
@@ -81,14 +82,15 @@ class KubernetesRuntime(Runtime):
                                              where=f"{model}/model.yaml")
         return cls(settings.namespace, image=settings.image, model_config=model_config,
                    apis=apis, service_account=settings.service_account,
-                   deploy_timeout_s=settings.deploy_timeout_s, poll_s=poll_s)
+                   deploy_timeout_s=settings.deploy_timeout_s, poll_s=poll_s,
+                   conn_id=settings.conn_id)
 
     # ---------------------------------------------------------------- API plumbing
 
     @property
     def apis(self) -> kube_api.KubeApis:
         if self._apis is None:
-            self._apis = kube_api.connect(DeployError)
+            self._apis = kube_api.connect(DeployError, self.settings.conn_id)
         return self._apis
 
     def _call(self, what: str, fn, *args, **kwargs):

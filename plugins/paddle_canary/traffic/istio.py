@@ -49,9 +49,10 @@ def bucket_header(user_id: str | bytes | None,
     return {header: str(bucket(user_id))}
 
 
-def default_custom_objects_api():
-    """``kubernetes.client.CustomObjectsApi`` with in-cluster credentials, else the kubeconfig."""
-    return kube_api.connect(RouterError).custom
+def default_custom_objects_api(conn_id: str | None = None):
+    """``kubernetes.client.CustomObjectsApi`` from the Airflow Connection ``conn_id`` (inside
+    Airflow), else in-cluster credentials, else the kubeconfig."""
+    return kube_api.connect(RouterError, conn_id).custom
 
 
 class IstioRouter(TrafficRouter):
@@ -71,7 +72,8 @@ class IstioRouter(TrafficRouter):
     def __init__(self, namespace: str, *, api=None, sticky: bool = True,
                  gateways: list[str] | tuple[str, ...] | None = None,
                  hosts: dict[str, list[str]] | None = None,
-                 bucket_header: str = objects.BUCKET_HEADER):
+                 bucket_header: str = objects.BUCKET_HEADER, conn_id: str | None = None):
+        self.conn_id = conn_id
         self.namespace = objects._names(names.check_dns_label, namespace, "namespace")
         self.sticky = bool(sticky)
         self.gateways = list(gateways) if gateways else None
@@ -84,14 +86,14 @@ class IstioRouter(TrafficRouter):
     def from_settings(cls, settings, api=None) -> "IstioRouter":
         """From :class:`paddle_canary.kube.config.KubeSettings` (namespace, mode, gateways)."""
         return cls(settings.namespace, api=api, sticky=settings.istio_sticky,
-                   gateways=list(settings.istio_gateways) or None)
+                   gateways=list(settings.istio_gateways) or None, conn_id=settings.conn_id)
 
     # ---------------------------------------------------------------- API plumbing
 
     @property
     def api(self):
         if self._api is None:
-            self._api = default_custom_objects_api()
+            self._api = default_custom_objects_api(self.conn_id)
         return self._api
 
     def _call(self, what: str, method: str, *args, **kwargs):
