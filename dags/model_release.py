@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG, TaskGroup
+from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, TaskGroup
 
-from paddle_canary.airflow import form
+from paddle_canary.airflow import deadline, form
 from paddle_canary.airflow import operators as op
 from paddle_canary.airflow.assets import REGISTERED_VERSIONS
 from paddle_canary.airflow.release_notices import ReleaseOutcomeNotifier
@@ -29,6 +29,9 @@ with DAG(
     default_args={"trigger_rule": "none_failed", "retries": 0},
     tags=["paddle-canary", "release"],
     params=form.release_params(Settings.from_env().registry_root),
+    # a run still going this long after its planned end tells the model's people (airflow.deadline)
+    deadline=DeadlineAlert(reference=deadline.PlannedRunEnd(), interval=deadline.margin(),
+                           callback=AsyncCallback(deadline.release_overdue)),
 ) as dag:
     resolve = op.ResolvePlanOperator(task_id=op.PLAN_TASK, trigger_rule="all_success")
     build = op.BuildImageOperator(task_id="build_image")

@@ -1,5 +1,6 @@
 """The paddle-canary Airflow plugin: the live rollout report served by Airflow's API server,
-and a "Rollout report" extra link on the tasks a person looks at.
+a "Rollout report" extra link on the tasks a person looks at, and the release deadline's
+reference (:mod:`paddle_canary.airflow.deadline`).
 
 Registered through the ``airflow.plugins`` entry point in pyproject.toml (``plugins/.airflowignore``
 hides this package from the plugin folder scan). Loaded by every Airflow component, so it is
@@ -39,6 +40,11 @@ class RolloutReportLink(BaseOperatorLink):
 class PaddleCanaryPlugin(AirflowPlugin):
     name = "paddle_canary"
     operator_extra_links = [RolloutReportLink()]
+
+    @property
+    def deadline_references(self):  # the release deadline's reference (airflow.deadline)
+        from paddle_canary.airflow.deadline import PlannedRunEnd
+        return [PlannedRunEnd]
 
     @property
     def fastapi_apps(self):

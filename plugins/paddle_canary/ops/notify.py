@@ -32,7 +32,7 @@ class NotifyError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Message:
-    kind: str  # approval | confirmation | rolled_back | failed | timeout
+    kind: str  # approval | confirmation | rolled_back | failed | timeout | overdue
     title: str
     text: str  # plain text with the details, one fact a line
     fields: dict[str, Any]
@@ -132,6 +132,25 @@ def outcome_message(plan: ReleasePlan, events: list[ev.Event], *, airflow_url: s
                    {"model": plan.model, "candidate": plan.candidate, "stable": plan.baseline,
                     "outcome": outcome, "reason": reason, "run_id": plan.run_id,
                     "incomplete": list(rolled.incomplete) if rolled else []},
+                   run_links(airflow_url, plan.run_id, report=report))
+
+
+def overdue_message(plan: ReleasePlan, events: list[ev.Event], *, deadline: str,
+                    airflow_url: str | None, report: str | None) -> Message:
+    """The run is past its planned end plus the deadline's margin (Airflow's DeadlineAlert):
+    where it stands, so a person can see what holds it (an approval, a pause, a stuck task)."""
+    weights = [e.weight for e in ev.of_kind(events, ev.WeightSet)]
+    weight = weights[-1] if weights else 0
+    title = f"Release overdue: {plan.model} {plan.candidate} at {weight} %"
+    lines = [f"model: {plan.model}", f"candidate: {plan.candidate}", f"stable: {plan.baseline}",
+             f"deadline passed: {deadline} (the planned end - shadow phase, steps, teardown "
+             "delay - plus the margin)",
+             f"candidate weight now: {weight} %",
+             f"last event: {events[-1].kind if events else 'none'}", f"run: {plan.run_id}"]
+    lines += verdict_lines(messages.latest_verdict(events))
+    return Message("overdue", title, "\n".join(lines),
+                   {"model": plan.model, "candidate": plan.candidate, "stable": plan.baseline,
+                    "weight": weight, "deadline": deadline, "run_id": plan.run_id},
                    run_links(airflow_url, plan.run_id, report=report))
 
 

@@ -101,6 +101,14 @@ class ReleasePlan:
         from paddle_canary.release.window import PromotionWindow
         return PromotionWindow.parse(self.promotion_window)
 
+    @property
+    def nominal_s(self) -> float:
+        """How long the run takes when every look is conclusive and nobody makes it wait: the
+        shadow phase, each step's interval, and the old version's teardown delay. Approvals,
+        extensions and promotion-window waits come on top (the deadline alert's margin)."""
+        return float(self.shadow_s + len(self.steps) * self.step_interval_s
+                     + self.teardown_delay_s)
+
     def step_at(self, slot: int) -> int | None:
         """The weight of step slot ``slot`` (0-based), or None when the plan has no such step."""
         return self.steps[slot] if 0 <= slot < len(self.steps) else None
