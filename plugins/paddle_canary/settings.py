@@ -24,6 +24,11 @@ from pathlib import Path
 #: The repository this package runs from (images/, dags/, model_registry/ live there).
 REPO = Path(__file__).resolve().parents[2]
 
+
+def _home(env) -> Path:
+    return Path(env.get("PADDLE_CANARY_HOME") or REPO / "var" / "stack")
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     home: Path
@@ -57,20 +62,29 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
-        env = os.environ if env is None else env
+    def from_env(cls, env: dict[str, str] | None = None, *,
+                 registry_root: Path | str | None = None) -> "Settings":
+        """From ``env`` (default: the environment); the registry after the registered sources
+        (inside Airflow: its Variable), or ``registry_root`` when given (no source asked)."""
         from paddle_canary import settings_sources
 
-        home = Path(env.get("PADDLE_CANARY_HOME") or REPO / "var" / "stack")
-        copy = home / "registry"
+        env = os.environ if env is None else env
         return cls(
-            home=home,
-            registry_root=Path(settings_sources.first("registry")
-                               or env.get("PADDLE_CANARY_REGISTRY")
-                               or (copy if copy.is_dir() else REPO / "model_registry")),
+            home=_home(env),
+            registry_root=Path(registry_root or settings_sources.first("registry")
+                               or cls.env_registry_root(env)),
             prometheus_url=env.get("PADDLE_CANARY_PROMETHEUS_URL") or "http://127.0.0.1:9090",
             router=env.get("PADDLE_CANARY_ROUTER") or "nginx",
         )
+
+    @staticmethod
+    def env_registry_root(env: dict[str, str] | None = None) -> Path:
+        """The registry the environment names (no source asked): ``PADDLE_CANARY_REGISTRY``,
+        else the stack's working copy, else the repository's ``model_registry``."""
+        env = os.environ if env is None else env
+        copy = _home(env) / "registry"
+        return Path(env.get("PADDLE_CANARY_REGISTRY")
+                    or (copy if copy.is_dir() else REPO / "model_registry"))
 
     def to_env(self) -> dict[str, str]:
         return {

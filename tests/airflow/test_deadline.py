@@ -77,6 +77,39 @@ def test_the_dags_deadline_survives_serialization_and_evaluates_on_a_run(setting
         session.rollback()
 
 
+def test_evaluating_in_the_schedulers_session_leaves_that_session_alone(settings, tmp_path,
+                                                                        monkeypatch):
+    """The scheduler evaluates the reference inside its own session (creating an
+    asset-triggered run); the registry Variable must be read through that session. A
+    ``Variable.get`` there opens and closes the thread's scoped session under the scheduler,
+    which then died with DetachedInstanceError."""
+    import shutil
+
+    from airflow.models import DagRun, Variable
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from paddle_canary.airflow.deadline import PlannedRunEnd
+    monkeypatch.setenv("_AIRFLOW_PROCESS_CONTEXT", "server")  # the scheduler's secrets lookup
+    monkeypatch.delenv("AIRFLOW_VAR_PADDLE_CANARY_REGISTRY", raising=False)
+    elsewhere = tmp_path / "registry-in-variable"
+    shutil.copytree(settings.registry_root, elsewhere)
+    monkeypatch.setenv("PADDLE_CANARY_REGISTRY", str(tmp_path / "not-this-one"))
+    run_id = "asset_triggered__deadline-session"
+    with create_session() as session:
+        session.add(Variable(key="paddle_canary_registry", val=str(elsewhere)))
+        session.add(DagRun(dag_id="model_release", run_id=run_id, run_type="asset_triggered",
+                           conf=REQUEST, run_after=START))
+        session.flush()
+        run = session.scalar(select(DagRun).where(DagRun.run_id == run_id))
+        end = PlannedRunEnd()._evaluate_with(session=session, dag_id="model_release",
+                                             run_id=run_id)
+        assert end == START + timedelta(seconds=30 + 3 * 60 + 600)  # resolved in `elsewhere`
+        session.expire(run)
+        assert run.conf == REQUEST  # still bound to the session: refreshed, not detached
+        session.rollback()
+
+
 def test_a_missed_deadline_tells_the_models_people_where_the_release_stands(settings,
                                                                            webhook_receiver):
     from paddle_canary.airflow.deadline import release_overdue

@@ -45,14 +45,18 @@ def margin() -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def planned_end(conf: dict[str, Any] | None, start: datetime, run_id: str = "") -> datetime | None:
-    """``start`` + the nominal duration of the plan ``conf`` resolves to, or None when it does
-    not resolve (logged). Never raises."""
+def planned_end(conf: dict[str, Any] | None, start: datetime, run_id: str = "",
+                registry_root: str | None = None) -> datetime | None:
+    """``start`` + the nominal duration of the plan ``conf`` resolves to against the registry
+    at ``registry_root`` (None: the environment's; no settings source is asked: see
+    :func:`_registry_variable`), or None when it does not resolve (logged).
+    Never raises."""
     try:
         from paddle_canary.release.controller import registry_at
         from paddle_canary.release.plan import resolve_plan
         from paddle_canary.settings import Settings
-        plan = resolve_plan(registry_at(Settings.from_env()), dict(conf or {}), run_id=run_id)
+        settings = Settings.from_env(registry_root=registry_root or Settings.env_registry_root())
+        plan = resolve_plan(registry_at(settings), dict(conf or {}), run_id=run_id)
         return start + timedelta(seconds=plan.nominal_s)
     except Exception as exc:  # noqa: BLE001 - see the module docstring: never refuse a trigger
         log.warning("no deadline for release run %s: its request does not resolve (%s: %s)",
@@ -60,8 +64,26 @@ def planned_end(conf: dict[str, Any] | None, start: datetime, run_id: str = "") 
         return None
 
 
+def _registry_variable(session) -> str | None:
+    """The Variable ``paddle_canary_registry`` read with the caller's ``session``.
+
+    Not ``Variable.get``: in the scheduler that opens and closes the thread's scoped session
+    under the caller, whose objects are then detached (seen: the scheduler died with
+    DetachedInstanceError creating an asset-triggered run)."""
+    from airflow.models import Variable
+    from sqlalchemy import select
+
+    from paddle_canary.airflow.connections import REGISTRY_VARIABLE
+    env = os.environ.get(f"AIRFLOW_VAR_{REGISTRY_VARIABLE.upper()}")
+    if env:
+        return env
+    row = session.scalar(select(Variable).where(Variable.key == REGISTRY_VARIABLE))
+    return row.val if row is not None else None
+
+
 class PlannedRunEnd(BaseDeadlineReference):
-    """A release run's planned end (see the module docstring)."""
+    """A release run's planned end (see the module docstring). Everything it reads from
+    Airflow goes through the session it is given."""
 
     required_kwargs = {"dag_id", "run_id"}
 
@@ -71,13 +93,14 @@ class PlannedRunEnd(BaseDeadlineReference):
             from sqlalchemy import select
             run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id,
                                                       DagRun.run_id == run_id))
+            registry = _registry_variable(session)
         except Exception as exc:  # noqa: BLE001 - never refuse a trigger
             log.warning("no deadline for %s %s: %s", dag_id, run_id, exc)
             return None
         if run is None:
             return None
         start = run.queued_at or run.run_after or datetime.now(timezone.utc)
-        return planned_end(run.conf, start, run_id)
+        return planned_end(run.conf, start, run_id, registry)
 
 
 async def release_overdue(context: dict[str, Any] | None = None, **kwargs) -> None:
