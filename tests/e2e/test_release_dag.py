@@ -173,3 +173,43 @@ def test_rollback_by_hand_stops_the_release_at_once(stack, client, registry_root
     assert "by hand" in [h for h in reg.history(MODEL) if h["event"] == "rejected"][-1]["reason"]
     assert client.run(run_id)["state"] == "failed"
     assert "v3" not in [e.version for e in stack.runtime().endpoints(MODEL)]
+
+
+def test_a_promoted_version_that_dies_while_it_bakes_is_undone(stack, client, registry_root,
+                                                                 tmp_path):
+    """The bake period in the real stack: v5 (the stable model under a new name) is promoted,
+    then its process is killed while the old stable still runs; the bake guard in the
+    triggerer points every user back at the old stable, rejects v5 and keeps the old one."""
+    import json
+    import os
+    import signal
+
+    from paddle_canary.release import events as ev
+    from paddle_canary.release.journal import Journal
+
+    old = Registry(stack.paths.registry_root).pointers(MODEL).stable
+    src = export_as(registry_root / MODEL / old, tmp_path / "v5", "v5")
+    Registry(stack.paths.registry_root).register(MODEL, "v5", src)
+    run_id = client.trigger({"model": MODEL, "version": "v5", "steps": [50, 100],
+                             "approvals_before": [], **FAST, "teardown_delay_s": 300})
+    driver.drive(client, run_id, stack.home, MODEL, timeout=300,
+                 until=lambda states: states.get("teardown_old_version") == "deferred")
+    assert Registry(stack.paths.registry_root).pointers(MODEL).stable == "v5"
+
+    runtime = stack.runtime()
+    pid = json.loads(runtime.state_path.read_text())[f"{MODEL}/v5"]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    journal = Journal.of_run(stack.home, MODEL, run_id)
+    undone = process.wait_until(lambda: ev.first(journal.read(), ev.Undone), 60, interval=0.5,
+                                what="the bake guard undoing the promotion")
+    assert (undone.by, undone.restored, undone.version) == ("bake guard", old, "v5")
+    assert "v5 is gone" in undone.reason
+    reg = Registry(stack.paths.registry_root)
+    assert (reg.pointers(MODEL).stable, reg.status(MODEL, "v5")) == (old, "rejected")
+    weight, routes = gateway(stack)
+    (stable,) = [e for e in runtime.endpoints(MODEL) if e.version == old]
+    assert (weight, routes.candidate_url, routes.stable_url) == (0, None, stable.url)
+    process.wait_until(lambda: client.run(run_id)["state"] in ("success", "failed"), 120,
+                       interval=1, what="the run to end after the undo")
+    assert client.task_instances(run_id)["teardown_old_version"] == "success"
+    assert old in [e.version for e in runtime.endpoints(MODEL)]  # the teardown was cancelled
