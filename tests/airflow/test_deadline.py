@@ -44,14 +44,27 @@ def test_the_margin_comes_from_the_environment_and_is_checked(monkeypatch):
         margin()
 
 
-def test_the_dags_deadline_survives_serialization_and_evaluates_on_a_run(settings):
+@pytest.fixture
+def metadata_session(airflow_home):
+    """A session on the test's migrated Airflow database (by its path: Airflow's own engine
+    may have been configured by an earlier test of the session, before AIRFLOW_HOME was set)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+    engine = create_engine(f"sqlite:///{airflow_home / 'airflow.db'}")
+    with Session(engine) as session:
+        yield session
+        session.rollback()
+    engine.dispose()
+
+
+def test_the_dags_deadline_survives_serialization_and_evaluates_on_a_run(settings,
+                                                                         metadata_session):
     """What the scheduler does when the run is created: read the DAG's serialized deadline
     (our reference found through the plugin) and evaluate it on the DagRun row."""
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models import DagRun
     from airflow.serialization.decoders import decode_deadline_alert
     from airflow.serialization.serialized_objects import DagSerialization
-    from airflow.utils.session import create_session
 
     from paddle_canary.settings import REPO
 
@@ -62,23 +75,22 @@ def test_the_dags_deadline_survives_serialization_and_evaluates_on_a_run(setting
     assert alert.reference.reference_name == "PlannedRunEnd"
     assert alert.interval == timedelta(hours=2)
 
-    run_id = "manual__deadline-test"
-    with create_session() as session:
-        session.add(DagRun(dag_id="model_release", run_id=run_id, run_type="manual",
-                           conf=REQUEST, run_after=START))
-        session.flush()
-        session.query(DagRun).filter(DagRun.run_id == run_id).update({"queued_at": START})
-        end = alert.reference.evaluate_with(session=session, interval=alert.interval,
-                                            dag_id="model_release", run_id=run_id)
-        assert end == START + timedelta(seconds=30 + 3 * 60 + 600) + timedelta(hours=2)
-        session.query(DagRun).filter(DagRun.run_id == run_id).update({"conf": {"model": "x"}})
-        assert alert.reference.evaluate_with(session=session, interval=alert.interval,
-                                             dag_id="model_release", run_id=run_id) is None
-        session.rollback()
+    run_id, session = "manual__deadline-test", metadata_session
+    session.add(DagRun(dag_id="model_release", run_id=run_id, run_type="manual",
+                       conf=REQUEST, run_after=START))
+    session.flush()
+    session.query(DagRun).filter(DagRun.run_id == run_id).update({"queued_at": START})
+    end = alert.reference.evaluate_with(session=session, interval=alert.interval,
+                                        dag_id="model_release", run_id=run_id)
+    assert end == START + timedelta(seconds=30 + 3 * 60 + 600) + timedelta(hours=2)
+    session.query(DagRun).filter(DagRun.run_id == run_id).update({"conf": {"model": "x"}})
+    assert alert.reference.evaluate_with(session=session, interval=alert.interval,
+                                         dag_id="model_release", run_id=run_id) is None
 
 
 def test_evaluating_in_the_schedulers_session_leaves_that_session_alone(settings, tmp_path,
-                                                                        monkeypatch):
+                                                                        monkeypatch,
+                                                                        metadata_session):
     """The scheduler evaluates the reference inside its own session (creating an
     asset-triggered run); the registry Variable must be read through that session. A
     ``Variable.get`` there opens and closes the thread's scoped session under the scheduler,
@@ -86,28 +98,29 @@ def test_evaluating_in_the_schedulers_session_leaves_that_session_alone(settings
     import shutil
 
     from airflow.models import DagRun, Variable
-    from airflow.utils.session import create_session
     from sqlalchemy import select
 
     from paddle_canary.airflow.deadline import PlannedRunEnd
-    monkeypatch.setenv("_AIRFLOW_PROCESS_CONTEXT", "server")  # the scheduler's secrets lookup
+    import airflow.sdk
+
+    def variable_get(*args, **kwargs):
+        raise AssertionError("Variable.get inside the scheduler's session")
+
+    monkeypatch.setattr(airflow.sdk.Variable, "get", variable_get)
     monkeypatch.delenv("AIRFLOW_VAR_PADDLE_CANARY_REGISTRY", raising=False)
     elsewhere = tmp_path / "registry-in-variable"
     shutil.copytree(settings.registry_root, elsewhere)
     monkeypatch.setenv("PADDLE_CANARY_REGISTRY", str(tmp_path / "not-this-one"))
-    run_id = "asset_triggered__deadline-session"
-    with create_session() as session:
-        session.add(Variable(key="paddle_canary_registry", val=str(elsewhere)))
-        session.add(DagRun(dag_id="model_release", run_id=run_id, run_type="asset_triggered",
-                           conf=REQUEST, run_after=START))
-        session.flush()
-        run = session.scalar(select(DagRun).where(DagRun.run_id == run_id))
-        end = PlannedRunEnd()._evaluate_with(session=session, dag_id="model_release",
-                                             run_id=run_id)
-        assert end == START + timedelta(seconds=30 + 3 * 60 + 600)  # resolved in `elsewhere`
-        session.expire(run)
-        assert run.conf == REQUEST  # still bound to the session: refreshed, not detached
-        session.rollback()
+    run_id, session = "asset_triggered__deadline-session", metadata_session
+    session.add(Variable(key="paddle_canary_registry", val=str(elsewhere)))
+    session.add(DagRun(dag_id="model_release", run_id=run_id, run_type="asset_triggered",
+                       conf=REQUEST, run_after=START))
+    session.flush()
+    run = session.scalar(select(DagRun).where(DagRun.run_id == run_id))
+    end = PlannedRunEnd()._evaluate_with(session=session, dag_id="model_release", run_id=run_id)
+    assert end == START + timedelta(seconds=30 + 3 * 60 + 600)  # resolved in `elsewhere`
+    session.expire(run)
+    assert run.conf == REQUEST  # still bound to the session: refreshed, not detached
 
 
 def test_a_missed_deadline_tells_the_models_people_where_the_release_stands(settings,
