@@ -4,8 +4,10 @@
 PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 STAMP   := .venv/.installed
-APT_PKGS := nginx prometheus prometheus-alertmanager wrk luajit docker.io debootstrap docker-registry docker-compose
+APT_PKGS := nginx prometheus prometheus-alertmanager wrk luajit docker.io debootstrap docker-registry docker-compose chromium
 EXTRAS  := serve,train,analysis,k8s,validate,airflow,docker,dev
+# The browser tests drive Debian's chromium (APT_PKGS): Playwright never downloads a browser.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 .PHONY: demo test test-fast os-deps venv bench lock clean up down docker-base compose-up compose-down compose-demo
 
@@ -22,6 +24,7 @@ os-deps:
 	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
 	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing OS packages:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "error: need root to apt-get install$$missing"; exit 1; fi; \
@@ -34,7 +37,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e ".[$(EXTRAS)]"
 	@touch $(STAMP)
 
+# pip's editable build leaves an egg-info in plugins/, which is on sys.path beside the installed
+# dist-info: Airflow then finds the plugin's entry point twice ("Plugin 'paddle_canary' already
+# registered", shown as a Plugin Import Error in the UI). The dist-info is the one that counts.
 venv: $(STAMP)
+	@rm -rf plugins/paddle_canary.egg-info
 
 test: os-deps venv
 	$(PY) -m pytest -q

@@ -161,3 +161,13 @@ def task_log_lines(server, run_id: str, task: str) -> list[str]:
         out += [str(json.loads(line).get("event", "")) for line in path.read_text().splitlines()
                 if line.startswith("{")]
     return out
+
+
+def test_the_plugin_loads_once_and_the_ui_shows_no_plugin_error(client):
+    """Airflow lists plugin import errors on its home page; a second copy of the package's
+    metadata on sys.path (pip's editable egg-info in plugins/, removed by `make venv`) made it
+    load the entry point twice and show "Plugin 'paddle_canary' already registered"."""
+    errors = client._send("GET", "/api/v2/plugins/importErrors").json()
+    assert errors["total_entries"] == 0, errors
+    plugins = client._send("GET", "/api/v2/plugins").json()["plugins"]
+    assert [p["name"] for p in plugins].count("paddle_canary") == 1, plugins
