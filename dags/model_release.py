@@ -19,6 +19,26 @@ from paddle_canary.airflow.validation_pod import validation_pod_task
 from paddle_canary.release.plan import MAX_STEPS
 from paddle_canary.settings import Settings
 
+DOC_MD = """
+### How a release runs
+
+1. **resolve_plan** checks the request against the registry and `model.yaml` (a bad request is
+   refused here, before anything changes) · **build_image** · **validate_model** (CPU) or
+   **validate_model_pod** (GPU pod on Kubernetes) · **deploy_candidate** beside stable.
+2. **shadow** (when `shadow_s` > 0): stable's requests mirrored to the candidate, judged before
+   any user is routed to it.
+3. **step_01 … step_12**, one group per planned step (5 %, 15 %, … 100 % by default; the slots
+   a plan does not use are skipped at once): *approve* (only where the plan asks a person),
+   *set_weight*, *analyze* (waits in the triggerer; a failed gate cuts traffic back to stable at
+   once), *confirm* (only after an inconclusive analysis).
+4. **promote** · **teardown_old_version** waits `teardown_delay_s` (24 h by default) while the
+   bake guards watch the new stable, then stops the old version.
+5. **rollback** runs when any task fails; **report** writes the rollout report.
+
+Every run's note says where it stands; the **Rollout report** extra link of *analyze*, the
+approvals, *rollback* and *report* opens the live report. Approvals: *Required Actions*.
+"""
+
 with DAG(
     dag_id="model_release",
     description="Canary release of a registered PaddlePaddle model version",
@@ -28,6 +48,7 @@ with DAG(
     max_active_tasks=8,
     default_args={"trigger_rule": "none_failed", "retries": 0},
     tags=["paddle-canary", "release"],
+    doc_md=DOC_MD,
     params=form.release_params(Settings.from_env().registry_root),
     # a run still going this long after its planned end tells the model's people (airflow.deadline)
     deadline=DeadlineAlert(reference=deadline.PlannedRunEnd(), interval=deadline.margin(),

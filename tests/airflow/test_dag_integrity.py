@@ -97,3 +97,11 @@ def test_only_tasks_that_park_are_retried(dag):
     for task in ("resolve_plan", "validate_model", "deploy_candidate", "step_01.set_weight",
                  "promote", "rollback"):
         assert t[task].retries == 0, task
+
+
+def test_the_dags_doc_names_tasks_it_has(dag):
+    """The release flow shown on the DAG's page names tasks and groups the graph has."""
+    import re
+    named = set(re.findall(r"\*\*([a-z_0-9]+)\*\*", dag.doc_md or ""))
+    ids = {t.task_id for t in dag.tasks} | {t.task_id.split(".")[0] for t in dag.tasks}
+    assert len(named) >= 8 and named <= ids, named - ids
