@@ -296,7 +296,18 @@ class ReleaseApprovalOperator(ApprovalOperator):
             verdict = context["ti"].xcom_pull(task_ids=self.analysis_task) or {}
             if verdict.get("status") != "inconclusive":
                 raise AirflowSkipException("analysis was conclusive: no confirmation needed")
-            self.subject = f"Analysis inconclusive at {weight} % for {name}: go on?"
+            following = plan.step_at(self.slot + 1)
+            if following is not None and plan.needs_approval_before(following):
+                # one question, not two a few seconds apart: the next step's approval shows
+                # this inconclusive verdict and asks whether to go on to `following`
+                raise AirflowSkipException(
+                    f"inconclusive at {weight} %: asked together with the approval before "
+                    f"{following} % (step_{self.slot + 2:02d}.approve)")
+            if following is None:  # the last step: going on means promoting
+                self.subject = (f"Promote {plan.candidate} to stable? The analysis at {weight} % "
+                                f"was inconclusive for {name}")
+            else:
+                self.subject = f"Analysis inconclusive at {weight} % for {name}: go on?"
             self.body = release.candidate_health() + "\n\n" + messages.verdict_markdown(verdict)
         from paddle_canary.airflow import release_notices
         try:

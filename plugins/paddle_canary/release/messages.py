@@ -30,6 +30,9 @@ def approval_body(plan: ReleasePlan, events: list[ev.Event], weight: int,
     lines = [f"Candidate **{plan.candidate}** of **{plan.model}** against stable "
              f"**{plan.baseline}**. Approve to move the candidate to **{weight} %** of users; "
              "Reject to roll back (weight 0, candidate marked rejected)."]
+    if last and last.get("status") == "inconclusive":
+        lines += ["", "The last step's analysis was **inconclusive** (not enough evidence "
+                  "either way): approving also goes on from it."]
     if health:
         lines += ["", health]
     if last:
